@@ -1,0 +1,31 @@
+# Two commands: `make book` builds the website, `make test` runs every test. Each sets itself up on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SCALE  ?= book
+
+.PHONY: book test bench clean strip
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+book: $(BIN)/.installed  ## build the website, every chapter executed at GENTOOLS_SCALE=$(SCALE)
+	GENTOOLS_SCALE=$(SCALE) $(BIN)/jupyter-book build . -W --keep-going
+	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+test: $(BIN)/.installed  ## unit tests, notebooks at the tiny scale, and the book built at the tiny scale
+	rm -rf _build/test-cache   # every test run trains from scratch; the book build then reuses the notebooks' sweeps
+	GENTOOLS_SCALE=tiny GENTOOLS_CACHE=$(CURDIR)/_build/test-cache $(BIN)/python -m pytest notebooks tests --nbval-lax --durations=10
+
+bench: $(BIN)/.installed  ## speed benchmarks; they print their figures
+	$(BIN)/python bench/fit_speed.py
+
+strip: $(BIN)/.installed  ## strip outputs from the notebooks before committing
+	$(BIN)/nbstripout notebooks/*.ipynb
+
+clean:
+	rm -rf _build

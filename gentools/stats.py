@@ -1,0 +1,38 @@
+"""How sure a measured number is: intervals for accuracies and for means over seeds."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats as _scipy
+
+
+def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for an accuracy of `correct` out of `n` independent test examples."""
+    if n <= 0:
+        raise ValueError("n must be positive")
+    if not 0 <= correct <= n:
+        raise ValueError(f"correct must lie between 0 and n={n}, got {correct}")
+    z = _scipy.norm.ppf(0.5 + confidence / 2)
+    p = correct / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return float(centre - half), float(centre + half)
+
+
+def bootstrap_interval(values: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0,
+                       statistic=np.mean) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic` over `values` (for example per-example correctness)."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    resampled = statistic(values[rng.integers(0, len(values), size=(n_resamples, len(values)))], axis=1)
+    tail = (1 - confidence) / 2
+    return float(np.quantile(resampled, tail)), float(np.quantile(resampled, 1 - tail))
+
+
+def mean_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval of a few repeated measurements (seeds): (mean, low, high)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = _scipy.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean, mean - half, mean + half

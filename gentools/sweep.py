@@ -1,0 +1,121 @@
+"""Grids of runs with an on-disk cache: each finished run is saved at once, so an interrupted sweep resumes
+where it stopped, and a rerun of a notebook serves the results instead of training again.
+
+A run's cache key covers the sweep's name, its configuration, the scale, the source of the run function and
+a hash of gentools' own source: a change of code never serves a stale result.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import config, store
+from .device import seed_everything
+from .train import History
+
+
+def _encode(value: Any) -> Any:
+    """Make a run's result JSON-friendly; Histories are tagged so they come back as Histories."""
+    if isinstance(value, History):
+        return {"__history__": value.to_dict()}
+    if isinstance(value, Mapping):
+        return {str(key): _encode(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(item) for item in value]
+    if isinstance(value, torch.Tensor):
+        return _encode(value.detach().cpu().numpy())
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"A sweep run returned a {type(value).__name__}, which cannot be cached; return numbers, "
+                    "strings, lists, dicts, arrays or a History.")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__history__"}:
+            return History.from_dict(value["__history__"])
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+def _function_source(fn: Callable) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):  # built-ins, lambdas typed at a prompt
+        return getattr(fn, "__qualname__", repr(fn))
+
+
+def _read_cached(path: Path, run_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The cached result at `path`, or None if absent; a torn or foreign file is reported and ignored."""
+    if not path.exists():
+        return None
+    try:
+        saved = store.read_json(path)
+        if saved["config"] != _encode(run_config):
+            raise ValueError("its configuration differs from this run's")
+        return saved["result"]
+    except Exception as error:  # noqa: BLE001 - any unreadable file is recomputed, never served
+        warnings.warn(f"Ignoring the unreadable cache file {path} ({type(error).__name__}: {error}); "
+                      "recomputing that run.", stacklevel=3)
+        return None
+
+
+def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]], *, name: str,
+          fixed: Mapping[str, Any] | None = None, cache: bool = True, progress: bool | None = None,
+          executor=None):
+    """Run fn(**fixed, **point) for every point of the grid (the product of its lists) and return a table.
+
+    `fn` returns a dict of numbers, lists, arrays or Histories. Each point is seeded with its own `seed`
+    entry (0 if none) before it runs. `executor` is anything with a concurrent.futures-style map(); runs are
+    saved as they finish. The table (a pandas DataFrame) has one row a run: the grid's columns, then the
+    results; table.attrs['computed'] and ['cached'] count how each row was obtained.
+    """
+    import pandas as pd
+
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise ValueError(f"Sweep name {name!r} must be letters, digits, '_', '-' or '.' (it names a folder).")
+    fixed = dict(fixed or {})
+    keys = list(grid)
+    points = [dict(zip(keys, values)) for values in itertools.product(*(list(grid[key]) for key in keys))]
+    folder = config.cache_dir() / "sweeps" / name
+    common = {"name": name, "fixed": _encode(fixed), "scale": config.scale(), "gentools": store.source_hash(),
+              "function": _function_source(fn)}
+    paths = [folder / f"{store.digest({**common, 'point': _encode(point)})}.json" for point in points]
+
+    results: list[Any] = [_read_cached(path, point) if cache else None for path, point in zip(paths, points)]
+    missing = [i for i, result in enumerate(results) if result is None]
+
+    def run(index: int) -> Any:
+        point = points[index]
+        seed_everything(int(point.get("seed", 0)))
+        result = _encode(dict(fn(**fixed, **point)))
+        if cache:
+            store.write_json(paths[index], {"config": _encode(point), "result": result})
+        return result
+
+    show = config.show_progress() if progress is None else progress
+    mapper = executor.map if executor is not None else map
+    with tqdm(total=len(missing), desc=f"sweep {name}", disable=not show or not missing) as bar:
+        for index, result in zip(missing, mapper(run, missing)):
+            results[index] = result
+            bar.update()
+
+    rows = [{**point, **_decode(result)} for point, result in zip(points, results)]
+    table = pd.DataFrame(rows)
+    table.attrs.update(name=name, computed=len(missing), cached=len(points) - len(missing))
+    return table

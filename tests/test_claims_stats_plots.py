@@ -1,0 +1,68 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+import gentools as gt
+from gentools.claims import CheckFailed, ClaimFailed
+
+
+def test_a_claim_that_holds_is_printed_with_its_evidence(capsys):
+    result = gt.claim(2 > 1, "two exceeds one", two=2.0, one=np.float64(1))
+    assert result.held and "✔ two exceeds one  [two = 2, one = 1]" in capsys.readouterr().out
+
+
+def test_a_failing_claim_raises_with_its_evidence():
+    with pytest.raises(ClaimFailed, match=r"Claim failed: the test error falls\n.*err = 0\.5"):
+        gt.claim(np.bool_(False), "the test error falls", err=0.5)
+    assert gt.claims.RECORDED[-1].held is False
+
+
+def test_checks_for_exercises(capsys):
+    gt.check(True, "unused")
+    gt.check_close([0.1, 0.2], np.array([0.1, 0.2]), "unused")
+    assert capsys.readouterr().out.count("✔ correct") == 2
+    with pytest.raises(CheckFailed, match="Not yet: add the bias"):
+        gt.check(False, "add the bias")
+    with pytest.raises(CheckFailed, match="off by up to 0.1"):
+        gt.check_close(1.1, 1.0, "hint")
+    with pytest.raises(CheckFailed, match="expected shape"):
+        gt.check_close([1.0, 2.0], [1.0], "hint")
+
+
+def test_wilson_interval_known_values():
+    low, high = gt.stats.wilson_interval(0, 10)
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = gt.stats.wilson_interval(50, 100)
+    assert (low, high) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    with pytest.raises(ValueError):
+        gt.stats.wilson_interval(11, 10)
+
+
+def test_bootstrap_agrees_with_wilson_for_many_examples():
+    correct = (np.random.default_rng(0).random(2000) < 0.7).astype(float)
+    wilson = gt.stats.wilson_interval(int(correct.sum()), len(correct))
+    bootstrap = gt.stats.bootstrap_interval(correct, seed=0)
+    assert np.allclose(wilson, bootstrap, atol=0.005)
+
+
+def test_mean_interval():
+    mean, low, high = gt.stats.mean_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and low == pytest.approx(2 - 4.303 / np.sqrt(3), abs=1e-3) and high > 3
+
+
+def test_plots_label_their_axes(small_mnist1d):
+    gt.plots.style()
+    gt.seed_everything(0)
+    history = gt.fit(gt.models.MLP(40, [16], 10), small_mnist1d.hold_out(0.2), epochs=4, lr=1e-2)
+    ax = gt.plots.generalization_curves(history)
+    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "loss"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["training", "validation"]
+    table = pd.DataFrame({"width": [1, 1, 2, 2], "seed": [0, 1, 0, 1], "err": [0.5, 0.7, 0.2, 0.4]})
+    ax = gt.plots.metric_vs(table, "width", "err", xlabel="hidden units", ylabel="test error")
+    (line,) = ax.lines[:1]
+    assert line.get_ydata().tolist() == pytest.approx([0.6, 0.3])
+    assert ax.get_xlabel() == "hidden units" and ax.get_ylabel() == "test error"
+    ax = gt.plots.bar_compare(["a", "b"], [0.3, 0.6], [0.32, 0.68])
+    assert ax.get_ylabel() == "test accuracy" and len(ax.patches) == 4
+    plt.close("all")

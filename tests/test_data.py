@@ -1,0 +1,174 @@
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import gentools as gt
+from gentools.data import DataNotFoundError, TensorData
+
+
+def test_mnist1d_reference_matches_the_package_split():
+    import mnist1d.data
+
+    ours = gt.data.load("mnist1d")
+    theirs = mnist1d.data.make_dataset(mnist1d.data.get_dataset_args())  # 4000/1000, seed 42
+    assert (len(ours.train), len(ours.test), ours.n_classes, ours.input_shape) == (4000, 1000, 10, (40,))
+    np.testing.assert_allclose(ours.train.x.numpy(), theirs["x"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(ours.test.y.numpy(), theirs["y_test"])
+
+
+def test_mnist1d_any_size_and_fresh_draws():
+    a = gt.data.load("mnist1d", n_train=123, n_test=45, seed=1)
+    b = gt.data.load("mnist1d", n_train=123, n_test=45, seed=2)
+    assert len(a.train) == 123 and len(a.test) == 45
+    assert not torch.equal(a.train.x, b.train.x)
+
+
+def test_mnist1d_leaves_global_random_state_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))  # force generation
+    np.random.seed(0)
+    expected = np.random.rand()
+    np.random.seed(0)
+    gt.data.load("mnist1d", n_train=20, n_test=10, seed=5)
+    assert np.random.rand() == expected
+
+
+def test_mnist1d_regenerates_a_corrupt_cache_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
+    first = gt.data.load("mnist1d", n_train=20, n_test=10, seed=5)
+    (cached,) = (tmp_path / "data").glob("mnist1d-*.pt")
+    cached.write_bytes(cached.read_bytes()[:50])  # torn
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = gt.data.load("mnist1d", n_train=20, n_test=10, seed=5)
+    assert torch.equal(first.train.x, again.train.x)
+
+
+def test_digits_and_regression_shapes():
+    digits = gt.data.load("digits")
+    assert digits.input_shape == (1, 8, 8) and digits.n_classes == 10
+    assert len(digits.train) + len(digits.test) == 1797 and float(digits.train.x.max()) <= 1.0
+    reg = gt.data.load("regression", n_train=30, n_test=50, noise=0.1)
+    assert reg.n_classes is None and reg.train.x.shape == (30, 1) and reg.test.y.shape == (50, 1)
+
+
+def test_unknown_data_set_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown data set 'imagenet'\. Known: mnist1d, digits"):
+        gt.data.load("imagenet")
+
+
+def test_batches_cover_every_example_once_in_a_seeded_order():
+    data = TensorData(torch.arange(10.0)[:, None], torch.arange(10))
+    batches = list(data.batches(3, gt.device.generator(0)))
+    assert [len(y) for _, y in batches] == [3, 3, 3, 1]
+    seen = torch.cat([y for _, y in batches])
+    assert sorted(seen.tolist()) == list(range(10)) and seen.tolist() != list(range(10))
+    again = torch.cat([y for _, y in data.batches(3, gt.device.generator(0))])
+    assert torch.equal(seen, again)
+    for x, y in batches:
+        assert torch.equal(x[:, 0].long(), y)  # inputs stay paired with their targets
+
+
+def test_hold_out_and_k_folds_partition_the_training_set(small_mnist1d):
+    held = small_mnist1d.hold_out(0.25, seed=0)
+    assert (len(held.train), len(held.valid), len(held.test)) == (300, 100, 200)
+    folds = small_mnist1d.k_folds(3, seed=0)
+    valid = torch.cat([f.valid.x for f in folds])
+    assert valid.shape == small_mnist1d.train.x.shape
+    assert torch.equal(valid.sort(0).values, small_mnist1d.train.x.sort(0).values)
+    for fold in folds:
+        assert len(fold.train) + len(fold.valid) == 400 and fold.test is small_mnist1d.test
+    with pytest.raises(ValueError):
+        small_mnist1d.k_folds(1)
+
+
+def test_corrupt_labels_changes_about_the_expected_share(small_mnist1d):
+    noisy = gt.data.corrupt_labels(small_mnist1d, 0.5, seed=0)
+    changed = (noisy.train.y != small_mnist1d.train.y).float().mean().item()
+    assert abs(changed - 0.5 * 0.9) < 0.08
+    assert torch.equal(noisy.test.y, small_mnist1d.test.y)
+    assert torch.equal(gt.data.corrupt_labels(small_mnist1d, 0.0).train.y, small_mnist1d.train.y)
+    rand = gt.data.random_labels(small_mnist1d, seed=1)
+    assert abs((rand.train.y == small_mnist1d.train.y).float().mean().item() - 0.1) < 0.05
+    with pytest.raises(ValueError):
+        gt.data.corrupt_labels(gt.data.load("regression"), 0.5)
+
+
+def test_shuffle_pixels_uses_one_permutation_everywhere(small_mnist1d):
+    shuffled = gt.data.shuffle_pixels(small_mnist1d, seed=0)
+    x, z = small_mnist1d.train.x, shuffled.train.x
+    perm = torch.argsort(x[0])[torch.argsort(torch.argsort(z[0]))]  # the permutation that maps example 0
+    assert not torch.equal(perm, torch.arange(40))
+    assert torch.equal(z, x[:, perm])  # ...maps every training example
+    assert torch.equal(shuffled.test.x, small_mnist1d.test.x[:, perm])  # ...and every test example
+
+
+def test_random_pixels_permutes_each_example_differently(small_mnist1d):
+    mixed = gt.data.random_pixels(small_mnist1d, seed=0)
+    before, after = small_mnist1d.train.x, mixed.train.x
+    assert torch.equal(before.sort(1).values, after.sort(1).values)  # same values in each example
+    assert not torch.equal(before, after)
+    assert torch.equal(mixed.train.y, small_mnist1d.train.y)
+
+
+def test_gaussian_inputs_match_mean_and_spread(small_mnist1d):
+    noise = gt.data.gaussian_inputs(small_mnist1d, seed=0)
+    x, z = small_mnist1d.train.x, noise.train.x
+    assert z.shape == x.shape
+    assert torch.allclose(z.mean(0), x.mean(0), atol=0.25) and torch.allclose(z.std(0), x.std(0), rtol=0.2)
+    assert abs(float(torch.corrcoef(torch.stack([x.flatten(), z.flatten()]))[0, 1])) < 0.1
+
+
+# --- torchvision data sets from tiny files in the real on-disk formats ---------------------------------------
+
+def _write_idx(path, array: np.ndarray) -> None:
+    """The IDX format of MNIST: magic (0, 0, type 0x08 = ubyte, number of dimensions), sizes big-endian, data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_style_data_from_idx_files(tmp_path, name, folder):
+    rng = np.random.default_rng(0)
+    raw = tmp_path / folder / "raw"
+    images = {split: rng.integers(0, 256, (n, 28, 28)) for split, n in (("train", 6), ("t10k", 4))}
+    for split, array in images.items():
+        _write_idx(raw / f"{split}-images-idx3-ubyte", array)
+        _write_idx(raw / f"{split}-labels-idx1-ubyte", np.arange(len(array)) % 10)
+    data = gt.data.load(name, root=tmp_path)
+    assert data.train.x.shape == (6, 1, 28, 28) and data.test.x.shape == (4, 1, 28, 28)
+    assert torch.allclose(data.train.x[2, 0], torch.as_tensor(images["train"][2] / 255.0, dtype=torch.float32))
+    assert data.train.y.tolist() == [0, 1, 2, 3, 4, 5] and data.n_classes == 10
+
+
+def test_cifar10_from_python_batches(tmp_path, monkeypatch):
+    import torchvision.datasets.cifar as cifar
+
+    # torchvision checks each file's MD5 against the official release; ours are tiny fakes, so check only presence.
+    monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: __import__("os").path.isfile(path))
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    batches = {name: rng.integers(0, 256, (3, 3072), dtype=np.uint8)
+               for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]}
+    for name, array in batches.items():
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": array, "labels": [1, 2, 3]}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+    data = gt.data.load("cifar10", root=tmp_path)
+    assert data.train.x.shape == (15, 3, 32, 32) and data.test.x.shape == (3, 3, 32, 32)
+    expected = batches["test_batch"][0].reshape(3, 32, 32) / 255.0  # channels first, as stored
+    assert torch.allclose(data.test.x[0], torch.as_tensor(expected, dtype=torch.float32))
+    assert data.n_classes == 10
+
+
+@pytest.mark.parametrize("name, hint", [("mnist", "MNIST/raw/"), ("fashion_mnist", "FashionMNIST/raw/"),
+                                        ("cifar10", "cifar-10-batches-py/")])
+def test_absent_torchvision_data_says_what_to_download_and_where(tmp_path, name, hint):
+    with pytest.raises(DataNotFoundError, match="not in the data folder") as error:
+        gt.data.load(name)
+    message = str(error.value)
+    assert hint in message and "download=True" in message and str(tmp_path / "data") in message

@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+import gentools as gt
+
+
+@pytest.mark.parametrize("widths, expected", [([], 40 * 10 + 10), ([8], 40 * 8 + 8 + 8 * 10 + 10), ([8, 4], 328 + 36 + 50)])
+def test_mlp_shapes_and_parameter_count(widths, expected):
+    model = gt.models.MLP(40, widths, 10)
+    assert model(torch.randn(7, 40)).shape == (7, 10)
+    assert gt.models.count_parameters(model) == expected
+
+
+def test_mlp_flattens_images_and_takes_dropout():
+    model = gt.models.MLP(64, [16], 10, activation="tanh", dropout=0.5)
+    assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+    assert any(isinstance(layer, torch.nn.Dropout) for layer in model)
+    with pytest.raises(ValueError, match="Unknown activation"):
+        gt.models.MLP(4, [4], 2, activation="swishy")
+
+
+def test_cnn1d_reference_shape():
+    model = gt.models.CNN1d()
+    assert model(torch.randn(5, 40)).shape == (5, 10)
+    assert model(torch.randn(5, 1, 40)).shape == (5, 10)
+    assert model.head.in_features == 125  # 25 channels x 5 positions, as in the MNIST-1D reference
+
+
+@pytest.mark.parametrize("channels, size", [(1, 8), (1, 28), (3, 32)])
+def test_cnn2d_fits_digits_mnist_and_cifar(channels, size):
+    model = gt.models.CNN2d(in_channels=channels, image_size=size)
+    assert model(torch.randn(2, channels, size, size)).shape == (2, 10)

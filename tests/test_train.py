@@ -1,0 +1,90 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import gentools as gt
+from gentools.train import DivergedError
+
+
+def _train(data, seed=0, **options):
+    gt.seed_everything(seed)
+    model = gt.models.MLP(40, [32], 10)
+    return model, gt.fit(model, data, **{"epochs": 5, "lr": 1e-2, "seed": seed, **options})
+
+
+def test_same_seed_gives_identical_history(small_mnist1d):
+    _, first = _train(small_mnist1d)
+    _, second = _train(small_mnist1d)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h.records]  # noqa: E731
+    assert strip(first) == strip(second)
+    _, other = _train(small_mnist1d, seed=1)
+    assert strip(other) != strip(first)
+
+
+def test_history_records_every_split_and_epoch(small_mnist1d):
+    _, history = _train(small_mnist1d.hold_out(0.2))
+    assert len(history) == 6 and history["epoch"].tolist() == [0, 1, 2, 3, 4, 5]
+    for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "time", "train_loss_running"):
+        assert key in history.final
+    assert math.isnan(history.records[0]["train_loss_running"])
+    assert history["train_loss"][-1] < history["train_loss"][0]  # it learns
+    assert np.all(np.diff(history["time"]) > 0)
+    assert history.frame().shape == (6, len(history.final) - 1)
+    assert gt.History.from_dict(history.to_dict()).records == history.records
+    with pytest.raises(KeyError, match="has no metric 'bogus'"):
+        history["bogus"]
+
+
+def test_sgd_and_mse_on_classes_and_regression(small_mnist1d):
+    _, history = _train(small_mnist1d, optimizer="sgd", loss="mse", lr=0.05)
+    assert history.final["train_loss"] < history.records[0]["train_loss"]
+    regression = gt.data.load("regression", n_train=64, n_test=64)
+    gt.seed_everything(0)
+    model = gt.models.MLP(1, [32], 1)
+    history = gt.fit(model, regression, epochs=30, loss="mse", lr=1e-2, batch_size=16)
+    assert "train_acc" not in history.final and history.final["test_loss"] < history.records[0]["test_loss"]
+    with pytest.raises(ValueError, match="cross_entropy needs class labels"):
+        gt.fit(model, regression, epochs=1)
+
+
+def test_bad_options_are_reported(small_mnist1d):
+    model = gt.models.MLP(40, [8], 10)
+    with pytest.raises(ValueError, match="Unknown optimizer 'lbfgs'"):
+        gt.fit(model, small_mnist1d, epochs=1, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="Unknown loss"):
+        gt.fit(model, small_mnist1d, epochs=1, loss="hinge")
+
+
+def test_nan_loss_raises_a_helpful_error(small_mnist1d):
+    broken = small_mnist1d.replace(train=gt.data.TensorData(small_mnist1d.train.x * float("nan"), small_mnist1d.train.y))
+    with pytest.raises(DivergedError, match=r"diverged in epoch 1: .*smaller learning rate \(lr=0\.01 now\)"):
+        _train(broken)
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(small_mnist1d):
+    data = small_mnist1d.hold_out(0.3, seed=0)
+    stopper = gt.EarlyStopping("valid_loss", patience=3)
+    model, history = _train(data, epochs=200, lr=3e-2, callbacks=[stopper])
+    best = history.meta["best_epoch"]
+    assert history.meta["stopped_epoch"] == best + 3 < 200
+    assert best == int(history.best("valid_loss")["epoch"])
+    restored = gt.evaluate(model, data.valid, n_classes=10)["loss"]
+    assert restored == pytest.approx(history.records[best]["valid_loss"], rel=1e-5)
+    with pytest.raises(KeyError, match="hold_out"):
+        _train(small_mnist1d, callbacks=[gt.EarlyStopping("valid_loss")])
+
+
+def test_step_hook_runs_after_every_optimizer_step(small_mnist1d):
+    class ZeroFirstWeight(gt.train.Callback):
+        calls = 0
+
+        def on_step(self, model):
+            self.calls += 1
+            with torch.no_grad():
+                model[1].weight[0, 0] = 0.0
+
+    hook = ZeroFirstWeight()
+    model, _ = _train(small_mnist1d, epochs=2, batch_size=100, callbacks=[hook])
+    assert hook.calls == 2 * 4 and model[1].weight[0, 0].item() == 0.0
