@@ -181,16 +181,23 @@ def digits(test_fraction: float = 0.25, seed: int = 0) -> DataSet:
     return DataSet("digits", train=as_data(x_train, y_train), test=as_data(x_test, y_test), n_classes=10)
 
 
+REGRESSION_FUNCTIONS = {
+    "sin": lambda x: torch.sin(torch.pi * x),
+    "cubic": lambda x: x**3 - 0.5 * x,
+    "step": lambda x: torch.sign(x),
+}
+
+
+def regression_function(name: str):
+    """The noiseless target f of a synthetic regression data set, by name."""
+    if name not in REGRESSION_FUNCTIONS:
+        raise ValueError(f"Unknown function {name!r}; choose one of {', '.join(REGRESSION_FUNCTIONS)}.")
+    return REGRESSION_FUNCTIONS[name]
+
+
 def regression(n_train: int = 30, n_test: int = 1000, noise: float = 0.3, seed: int = 0, function: str = "sin") -> DataSet:
     """Synthetic 1-D regression: x uniform on [-1, 1], y = f(x) + Gaussian noise of standard deviation `noise`."""
-    functions = {
-        "sin": lambda x: torch.sin(torch.pi * x),
-        "cubic": lambda x: x**3 - 0.5 * x,
-        "step": lambda x: torch.sign(x),
-    }
-    if function not in functions:
-        raise ValueError(f"Unknown function {function!r}; choose one of {', '.join(functions)}.")
-    f = functions[function]
+    f = regression_function(function)
     gen = generator(seed)
 
     def draw(n: int) -> TensorData:

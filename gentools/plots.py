@@ -99,3 +99,46 @@ def bar_compare(names: Sequence[str], ours: Sequence[float], reference: Sequence
     ax.set_xticks(positions, names)
     ax.set(ylabel=ylabel)
     return ax
+
+
+def resampled_fits(study, ax=None, n_show: int = 20, title: str | None = None):
+    """A few of the fitted models, their mean, and the true function (a bias-variance Study)."""
+    ax = _axes(ax)
+    x = study.x[:, 0].numpy()
+    for row in study.predictions[:n_show].numpy():
+        ax.plot(x, row, color=COLOURS[0], alpha=0.25, lw=0.8)
+    ax.plot(x, study.predictions.mean(0).numpy(), color=COLOURS[1], lw=2, label="mean of all fits")
+    ax.plot(x, study.truth.numpy(), color="black", ls="--", lw=1.5, label="true function")
+    spread = float(study.truth.abs().max()) * 2.5
+    ax.set(ylim=(-spread, spread), xlabel="x", ylabel="prediction", title=title)
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def decomposition_bars(decomposition, ax=None, title: str = "Expected test error"):
+    """bias^2, variance and noise as bars, with the directly measured error for comparison."""
+    ax = _axes(ax)
+    names = ["bias²", "variance", "noise", "sum", "measured"]
+    values = [decomposition.bias2, decomposition.variance, decomposition.noise, decomposition.total, decomposition.measured]
+    colours = [COLOURS[1], COLOURS[0], "0.6", COLOURS[2], COLOURS[3]]
+    ax.bar(names, values, color=colours)
+    ax.set_yscale("symlog", linthresh=1e-3)  # linear near zero: an estimated bias² of about 0 stays visible
+    ax.set(ylabel="mean squared error", title=title)
+    return ax
+
+
+def decomposition_curves(table, x: str, ax=None, xlabel: str | None = None, title: str | None = None, logx: bool = False):
+    """bias^2, variance, noise, their sum and the measured test error against a swept parameter `x`
+    (columns bias2, variance, noise, measured of a table)."""
+    ax = _axes(ax)
+    ax.plot(table[x], table["bias2"], marker="o", color=COLOURS[1], label="bias²")
+    ax.plot(table[x], table["variance"], marker="o", color=COLOURS[0], label="variance")
+    ax.plot(table[x], table["noise"], ls=":", color="0.5", label="noise")
+    ax.plot(table[x], table["bias2"] + table["variance"] + table["noise"], color=COLOURS[2], lw=2.5, label="bias² + variance + noise")
+    ax.plot(table[x], table["measured"], ls="", marker="x", ms=8, color="black", label="measured test error")
+    ax.set_yscale("symlog", linthresh=1e-3)  # linear below 1e-3: estimates that are zero within noise stay visible
+    if logx:
+        ax.set_xscale("log", base=2)
+    ax.set(xlabel=xlabel or x, ylabel="mean squared error", title=title)
+    ax.legend(fontsize=8)
+    return ax

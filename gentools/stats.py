@@ -36,3 +36,10 @@ def mean_interval(values, confidence: float = 0.95) -> tuple[float, float, float
         return mean, float("nan"), float("nan")
     half = _scipy.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     return mean, mean - half, mean + half
+
+
+def fit_power_law(n, error) -> tuple[float, float]:
+    """Fit error = c * n^(-alpha) by least squares on log-log axes; returns (alpha, c)."""
+    log_n, log_err = np.log(np.asarray(n, dtype=float)), np.log(np.asarray(error, dtype=float))
+    slope, intercept = np.polyfit(log_n, log_err, 1)
+    return float(-slope), float(np.exp(intercept))

@@ -1,0 +1,50 @@
+"""Closed-form linear models: polynomial features, least squares with an optional ridge, and the
+minimum-norm solution when there are more features than examples.
+
+Everything is batched: a leading dimension of R independent problems is solved at once.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def polynomial_features(x: Tensor, degree: int) -> Tensor:
+    """Legendre polynomials P_0 ... P_degree of x in [-1, 1] (well conditioned, unlike raw powers).
+
+    x: (..., n, 1) or (..., n) -> (..., n, degree + 1), in float64.
+    """
+    if degree < 0:
+        raise ValueError(f"degree must be at least 0, got {degree}")
+    values = x.squeeze(-1) if x.ndim > 1 and x.shape[-1] == 1 else x
+    values = values.to(torch.float64)
+    columns = [torch.ones_like(values), values]
+    for k in range(1, degree):  # Bonnet's recursion: (k+1) P_{k+1} = (2k+1) x P_k - k P_{k-1}
+        columns.append(((2 * k + 1) * values * columns[k] - k * columns[k - 1]) / (k + 1))
+    return torch.stack(columns[: degree + 1], dim=-1)
+
+
+def least_squares(features: Tensor, targets: Tensor, ridge: float = 0.0) -> Tensor:
+    """Weights w minimising ||X w - y||^2 + ridge ||w||^2; with ridge = 0, the minimum-norm solution
+    (pseudo-inverse), which also covers more features than examples. Batched over leading dimensions."""
+    if ridge < 0:
+        raise ValueError(f"ridge must be non-negative, got {ridge}")
+    x = features.to(torch.float64)
+    y = targets.to(torch.float64)
+    if ridge == 0:
+        return torch.linalg.pinv(x) @ y
+    gram = x.transpose(-1, -2) @ x
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    return torch.linalg.solve(gram + ridge * eye, x.transpose(-1, -2) @ y)
+
+
+def fit_polynomial(x: Tensor, y: Tensor, degree: int, ridge: float = 0.0):
+    """Fit a polynomial of `degree` by least squares; returns a function that predicts at new x."""
+    weights = least_squares(polynomial_features(x, degree), y, ridge)
+    return lambda new_x: polynomial_features(new_x, degree) @ weights
+
+
+def rank_fraction(features: Tensor) -> float:
+    """rank / n of an (n, p) feature matrix: the share of n random signs a least-squares fit can match on average."""
+    return float(np.linalg.matrix_rank(features.cpu().numpy())) / features.shape[-2]

@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+import gentools as gt
+from gentools.ensemble import StackedMLP, evaluate_stacked, fit_stacked, stack
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.05), ("adam", 1e-2)])
+def test_models_trained_together_equal_models_trained_one_by_one(small_mnist1d, optimizer, lr):
+    seeds = [0, 1, 2]
+    options = dict(epochs=3, optimizer=optimizer, lr=lr, weight_decay=1e-4, batch_size=64)
+    stacked = StackedMLP(40, [16, 16], 10, seeds=seeds)
+    fit_stacked(stacked, stack(small_mnist1d.train.x, 3), stack(small_mnist1d.train.y, 3), loss="cross_entropy",
+                n_classes=10, **options)
+    together = evaluate_stacked(stacked, stack(small_mnist1d.test.x, 3), stack(small_mnist1d.test.y, 3),
+                                loss="cross_entropy", n_classes=10)
+    for i, seed in enumerate(seeds):
+        torch.manual_seed(seed)
+        alone = gt.models.MLP(40, [16, 16], 10)
+        gt.fit(alone, small_mnist1d, seed=seed, **options)
+        for mine, theirs in zip(stacked.member(i).parameters(), alone.parameters()):
+            torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
+        assert together["acc"][i].item() == pytest.approx(gt.evaluate(alone, small_mnist1d.test, n_classes=10)["acc"])
+
+
+def test_each_member_can_have_its_own_training_set():
+    x, y = gt.biasvar.training_sets("sin", n=20, noise=0.1, repeats=4, seed=0)
+    model = StackedMLP(1, [32], 1, seeds=range(4))
+    before = evaluate_stacked(model, x, y)["loss"]
+    final = fit_stacked(model, x, y, epochs=300, lr=1e-2)
+    assert final.shape == (4,) and bool((final < before / 5).all())
+    shifted = y.clone()
+    shifted[0] += 10.0  # only member 0 sees different targets
+    other = StackedMLP(1, [32], 1, seeds=range(4))
+    fit_stacked(other, x, shifted, epochs=300, lr=1e-2)
+    assert torch.allclose(other.member(1)(x[1]), model.member(1)(x[1]))
+    assert not torch.allclose(other.member(0)(x[0]), model.member(0)(x[0]))
+
+
+def test_shapes_are_checked_and_divergence_is_reported():
+    model = StackedMLP(1, [4], 1, seeds=[0, 1])
+    with pytest.raises(ValueError, match="must have shape"):
+        fit_stacked(model, torch.zeros(3, 5, 1), torch.zeros(3, 5, 1), epochs=1)
+    with pytest.raises(gt.train.DivergedError, match="smaller learning rate"):
+        fit_stacked(model, torch.full((2, 5, 1), float("nan")), torch.zeros(2, 5, 1), epochs=1)
+    with pytest.raises(ValueError, match="at least one member"):
+        StackedMLP(1, [4], 1, seeds=[])

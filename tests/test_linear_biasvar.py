@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+import gentools as gt
+
+
+def test_legendre_features_match_numpy():
+    x = torch.linspace(-1, 1, 7)[:, None]
+    ours = gt.linear.polynomial_features(x, 5).numpy()
+    np.testing.assert_allclose(ours, np.polynomial.legendre.legvander(x[:, 0].numpy(), 5), atol=1e-6)
+    assert gt.linear.polynomial_features(x, 0).shape == (7, 1)
+    with pytest.raises(ValueError):
+        gt.linear.polynomial_features(x, -1)
+
+
+def test_least_squares_recovers_a_polynomial_and_is_batched():
+    x = torch.linspace(-1, 1, 30)[:, None]
+    y = 1 + 2 * x - 3 * x**3
+    predict = gt.linear.fit_polynomial(x, y, degree=3)
+    torch.testing.assert_close(predict(torch.tensor([[0.5]])), torch.tensor([[1 + 1 - 3 / 8]], dtype=torch.float64))
+    features = gt.linear.polynomial_features(x, 2).expand(4, 30, 3)
+    targets = torch.randn(4, 30, 1, dtype=torch.float64)
+    batched = gt.linear.least_squares(features, targets)
+    for i in range(4):
+        torch.testing.assert_close(batched[i], torch.linalg.lstsq(features[i], targets[i]).solution)
+
+
+def test_minimum_norm_and_ridge():
+    gen = torch.Generator().manual_seed(0)
+    features = torch.randn(5, 12, generator=gen, dtype=torch.float64)  # more features than examples
+    targets = torch.randn(5, 1, generator=gen, dtype=torch.float64)
+    w = gt.linear.least_squares(features, targets)
+    torch.testing.assert_close(features @ w, targets)  # interpolates
+    other = w + torch.linalg.svd(features).Vh[-1:].T  # another interpolant (a null-space direction added)
+    torch.testing.assert_close(features @ other, targets)
+    assert w.norm() < other.norm()
+    ridged = gt.linear.least_squares(features, targets, ridge=10.0)
+    assert ridged.norm() < w.norm()
+    with pytest.raises(ValueError):
+        gt.linear.least_squares(features, targets, ridge=-1)
+    assert gt.linear.rank_fraction(features.T) == pytest.approx(5 / 12)
+
+
+def test_decomposition_of_a_known_estimator():
+    # A learner that predicts the truth plus 0.5 plus Gaussian scatter of standard deviation 0.2, with noise 0.1:
+    # bias^2 = 0.25, variance = 0.04, noise = 0.01.
+    gen = torch.Generator().manual_seed(0)
+    truth = torch.linspace(-1, 1, 50)
+    predictions = truth + 0.5 + 0.2 * torch.randn(4000, 50, generator=gen)
+    d = gt.biasvar.decompose(predictions, truth, noise=0.1)
+    assert d.bias2 == pytest.approx(0.25, abs=0.003) and d.variance == pytest.approx(0.04, rel=0.03)
+    assert d.noise == pytest.approx(0.01)
+    assert abs(d.total - d.measured) < 3 * d.measured_se
+    assert d.as_dict()["total"] == d.total
+    assert list(gt.biasvar.table([d, d]).columns) == ["bias2", "variance", "noise", "measured", "measured_se", "total"]
+
+
+def test_training_sets_designs():
+    x, y = gt.biasvar.training_sets("sin", n=10, noise=0.0, repeats=3)
+    assert x.shape == y.shape == (3, 10, 1) and torch.equal(x[0], x[2])
+    torch.testing.assert_close(y, torch.sin(torch.pi * x))
+    xr, _ = gt.biasvar.training_sets("cubic", n=10, noise=0.1, repeats=3, design="random")
+    assert not torch.equal(xr[0], xr[1])
+    with pytest.raises(ValueError, match="design"):
+        gt.biasvar.training_sets("sin", 10, 0.1, 2, design="spiral")
+    with pytest.raises(ValueError, match="Unknown function"):
+        gt.biasvar.training_sets("zigzag", 10, 0.1, 2)
+
+
+def test_polynomial_study_shows_the_classic_tradeoff():
+    low, high = (gt.biasvar.polynomial_study(d, n=20, noise=0.3, repeats=100).decomposition for d in (1, 12))
+    assert low.bias2 > 10 * high.bias2 and high.variance > 3 * low.variance
+
+
+def test_explore_builds_its_widget():
+    widget = gt.biasvar.explore(repeats=10)
+    assert [child.description for child in widget.children[:3]] == ["degree", "noise", "n"]
+
+
+def test_power_law_fit_recovers_the_exponent():
+    n = np.array([100, 200, 400, 800, 1600])
+    alpha, c = gt.stats.fit_power_law(n, 3.0 * n**-0.3)
+    assert alpha == pytest.approx(0.3) and c == pytest.approx(3.0)
