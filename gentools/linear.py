@@ -34,9 +34,13 @@ def least_squares(features: Tensor, targets: Tensor, ridge: float = 0.0) -> Tens
     y = targets.to(torch.float64)
     if ridge == 0:
         return torch.linalg.pinv(x) @ y
-    gram = x.transpose(-1, -2) @ x
-    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    return torch.linalg.solve(gram + ridge * eye, x.transpose(-1, -2) @ y)
+    n, p = x.shape[-2:]
+    xt = x.transpose(-1, -2)
+    if p > n:  # the dual form: an n x n system instead of p x p
+        eye = torch.eye(n, dtype=x.dtype, device=x.device)
+        return xt @ torch.linalg.solve(x @ xt + ridge * eye, y)
+    eye = torch.eye(p, dtype=x.dtype, device=x.device)
+    return torch.linalg.solve(xt @ x + ridge * eye, xt @ y)
 
 
 def fit_polynomial(x: Tensor, y: Tensor, degree: int, ridge: float = 0.0):
@@ -48,3 +52,12 @@ def fit_polynomial(x: Tensor, y: Tensor, degree: int, ridge: float = 0.0):
 def rank_fraction(features: Tensor) -> float:
     """rank / n of an (n, p) feature matrix: the share of n random signs a least-squares fit can match on average."""
     return float(np.linalg.matrix_rank(features.cpu().numpy())) / features.shape[-2]
+
+
+def random_relu_features(x: Tensor, n_features: int, seed: int = 0) -> Tensor:
+    """Random ReLU features relu(x W / sqrt(d)) with Gaussian W (Belkin et al.'s random-features model),
+    in float64; the same seed gives the same W, so train and test features match."""
+    x = x.reshape(len(x), -1).to(torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    weights = torch.randn(x.shape[1], n_features, generator=gen, dtype=torch.float64).to(x.device)
+    return torch.relu(x @ weights / np.sqrt(x.shape[1]))

@@ -43,3 +43,19 @@ def fit_power_law(n, error) -> tuple[float, float]:
     log_n, log_err = np.log(np.asarray(n, dtype=float)), np.log(np.asarray(error, dtype=float))
     slope, intercept = np.polyfit(log_n, log_err, 1)
     return float(-slope), float(np.exp(intercept))
+
+
+def interpolation_peak(x, train_error, test_error, zero: float = 1e-9) -> dict[str, float]:
+    """Landmarks of a double-descent curve over increasing model sizes x:
+    threshold: the first x whose training error is (near) zero, where the model first interpolates;
+    first_min: the lowest test error at or before the threshold (the bottom of the first descent);
+    peak: the highest test error from first_min on; last: the test error at the largest x."""
+    x, train_error, test_error = (np.asarray(v, dtype=float) for v in (x, train_error, test_error))
+    fitted = np.nonzero(train_error <= zero)[0]
+    if len(fitted) == 0:
+        raise ValueError("no model size reaches zero training error: widen the sweep or train longer")
+    at = int(fitted[0])
+    low = int(np.argmin(test_error[: at + 1]))
+    top = low + int(np.argmax(test_error[low:]))
+    return {"threshold": float(x[at]), "first_min_x": float(x[low]), "first_min": float(test_error[low]),
+            "peak_x": float(x[top]), "peak": float(test_error[top]), "last": float(test_error[-1])}

@@ -82,3 +82,28 @@ def test_power_law_fit_recovers_the_exponent():
     n = np.array([100, 200, 400, 800, 1600])
     alpha, c = gt.stats.fit_power_law(n, 3.0 * n**-0.3)
     assert alpha == pytest.approx(0.3) and c == pytest.approx(3.0)
+
+
+def test_random_relu_features_are_seeded_and_nonnegative():
+    x = torch.randn(6, 4)
+    a, b = gt.linear.random_relu_features(x, 9, seed=1), gt.linear.random_relu_features(x, 9, seed=1)
+    assert a.shape == (6, 9) and torch.equal(a, b) and bool((a >= 0).all())
+    assert not torch.equal(a, gt.linear.random_relu_features(x, 9, seed=2))
+
+
+def test_dual_ridge_equals_primal():
+    gen = torch.Generator().manual_seed(1)
+    wide = torch.randn(6, 15, generator=gen, dtype=torch.float64)
+    y = torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    primal = torch.linalg.solve(wide.T @ wide + 0.5 * torch.eye(15, dtype=torch.float64), wide.T @ y)
+    torch.testing.assert_close(gt.linear.least_squares(wide, y, ridge=0.5), primal)
+
+
+def test_interpolation_peak_landmarks():
+    sizes = [1, 2, 4, 8, 16, 32]
+    train = [0.6, 0.3, 0.1, 0.0, 0.0, 0.0]
+    test = [0.7, 0.4, 0.35, 0.6, 0.3, 0.2]
+    found = gt.stats.interpolation_peak(sizes, train, test)
+    assert found == {"threshold": 8, "first_min_x": 4, "first_min": 0.35, "peak_x": 8, "peak": 0.6, "last": 0.2}
+    with pytest.raises(ValueError, match="zero training error"):
+        gt.stats.interpolation_peak(sizes, [0.5] * 6, test)
