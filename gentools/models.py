@@ -1,4 +1,5 @@
-"""The models the chapters train: MLPs of any shape, the MNIST-1D reference CNN, a small 2-D CNN."""
+"""The models the chapters train: MLPs of any shape, the MNIST-1D reference CNN, a small 2-D CNN, and the
+width-k ResNet-18 of deep double descent."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -72,6 +73,43 @@ class CNN2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class _PreActBlock(nn.Module):
+    def __init__(self, fan_in: int, fan_out: int, stride: int):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(fan_in), nn.BatchNorm2d(fan_out)
+        self.conv1 = nn.Conv2d(fan_in, fan_out, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(fan_out, fan_out, 3, padding=1, bias=False)
+        self.shortcut = (nn.Conv2d(fan_in, fan_out, 1, stride=stride, bias=False)
+                         if stride != 1 or fan_in != fan_out else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if not isinstance(self.shortcut, nn.Identity) else x
+        out = self.conv1(out)
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return out + shortcut
+
+
+class ResNet18(nn.Module):
+    """Pre-activation ResNet-18 whose four stages have k, 2k, 4k, 8k channels: the model family of Nakkiran
+    et al.'s deep double descent (k = 64 is the standard ResNet-18). For 32x32 images such as CIFAR-10."""
+
+    def __init__(self, k: int = 64, in_channels: int = 3, out_features: int = 10):
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, k, 3, padding=1, bias=False)
+        blocks, fan_in = [], k
+        for stage, fan_out in enumerate([k, 2 * k, 4 * k, 8 * k]):
+            for block in range(2):
+                blocks.append(_PreActBlock(fan_in, fan_out, stride=2 if stage > 0 and block == 0 else 1))
+                fan_in = fan_out
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.BatchNorm2d(fan_in), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(fan_in, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
 
 
 def count_parameters(model: nn.Module) -> int:

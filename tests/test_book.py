@@ -30,7 +30,7 @@ def test_the_book_builds_with_every_chapter_executed(monkeypatch, tmp_path, oute
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         chapter = (html / "notebooks" / f"{notebook.stem}.html").read_text()
         assert "✔" in chapter and "Claim failed" not in chapter, notebook.name  # the claims ran and held
-        assert chapter.count("<img") >= 4, notebook.name  # the figures were rendered
+        assert chapter.count("<img") >= 3, notebook.name  # the figures were rendered (every chapter has three or more)
         assert 'href="../book/bibliography.html#' in chapter, notebook.name  # citations resolve to the bibliography
     assert "Scaling down deep learning with MNIST-1D" in (html / "book" / "bibliography.html").read_text()
 

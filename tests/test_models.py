@@ -30,3 +30,16 @@ def test_cnn1d_reference_shape():
 def test_cnn2d_fits_digits_mnist_and_cifar(channels, size):
     model = gt.models.CNN2d(in_channels=channels, image_size=size)
     assert model(torch.randn(2, channels, size, size)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_resnet18_of_width_k(k):
+    model = gt.models.ResNet18(k)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convolutions) == 17  # the stem and 16 in the blocks: ResNet-18
+    assert [convolutions[i].out_channels for i in (1, 5, 9, 13)] == [k, 2 * k, 4 * k, 8 * k]
+
+
+def test_resnet18_standard_width_has_about_eleven_million_parameters():
+    assert 10.5e6 < gt.models.count_parameters(gt.models.ResNet18(64)) < 11.5e6
