@@ -23,6 +23,7 @@ test: $(BIN)/.installed  ## unit tests, notebooks at the tiny scale, and the boo
 
 bench: $(BIN)/.installed  ## speed benchmarks; they print their figures
 	$(BIN)/python bench/fit_speed.py
+	$(BIN)/python bench/ensemble_speed.py
 
 strip: $(BIN)/.installed  ## strip outputs from the notebooks before committing
 	$(BIN)/nbstripout notebooks/*.ipynb

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import config
 from .device import autocast, generator
-from .models import MLP, _activation
+from .models import MLP, activation_layer
 from .train import DivergedError, make_optimizer
 
 
@@ -30,7 +30,7 @@ class StackedMLP(nn.Module):
             raise ValueError("seeds must name at least one member")
         self.seeds = list(seeds)
         self.shape = (in_features, tuple(widths), out_features)
-        self.activation = _activation(activation)()
+        self.activation = activation_layer(activation)()
         members = []
         for seed in self.seeds:
             torch.manual_seed(seed)

@@ -10,7 +10,8 @@ from torch import nn
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "identity": nn.Identity}
 
 
-def _activation(name: str) -> type[nn.Module]:
+def activation_layer(name: str) -> type[nn.Module]:
+    """The activation module class for a name: relu, tanh, gelu or identity."""
     if name not in ACTIVATIONS:
         raise ValueError(f"Unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}.")
     return ACTIVATIONS[name]
@@ -26,7 +27,7 @@ class MLP(nn.Sequential):
         layers: list[nn.Module] = [nn.Flatten()]
         sizes = [in_features, *widths]
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(fan_in, fan_out), _activation(activation)()]
+            layers += [nn.Linear(fan_in, fan_out), activation_layer(activation)()]
             if dropout:
                 layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(sizes[-1], out_features))
