@@ -76,6 +76,25 @@ class CNN2d(nn.Module):
         return self.head(self.features(x))
 
 
+class ConvNet(nn.Sequential):
+    """Frankle & Carbin's Conv-2, Conv-4 and Conv-6 for 32x32 images: pairs of 3x3 convolutions of 64, 128, 256
+    channels, each pair followed by 2x2 max pooling, then fully connected layers of 256, 256 and 10."""
+
+    def __init__(self, n_conv: int = 2, in_channels: int = 3, out_features: int = 10, image_size: int = 32):
+        if n_conv not in (2, 4, 6):
+            raise ValueError(f"n_conv must be 2, 4 or 6 (Conv-2, Conv-4, Conv-6), got {n_conv}")
+        layers: list[nn.Module] = []
+        fan_in = in_channels
+        for channels in [64, 128, 256][: n_conv // 2]:
+            layers += [nn.Conv2d(fan_in, channels, 3, padding=1), nn.ReLU(),
+                       nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            fan_in = channels
+        size = image_size // 2 ** (n_conv // 2)
+        layers += [nn.Flatten(), nn.Linear(fan_in * size * size, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                   nn.Linear(256, out_features)]
+        super().__init__(*layers)
+
+
 class _PreActBlock(nn.Module):
     def __init__(self, fan_in: int, fan_out: int, stride: int):
         super().__init__()

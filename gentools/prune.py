@@ -61,10 +61,11 @@ def _weights(module: nn.Module) -> Tensor:
     return (module.weight_orig if hasattr(module, "weight_orig") else module.weight).detach()
 
 
-def magnitude_masks(model: nn.Module, fraction: float, output_fraction: float | None = None, scope: str = "layer") -> dict[str, Tensor]:
+def magnitude_masks(model: nn.Module, fraction: float, output_fraction: float | None = None, scope: str = "layer",
+                    conv_fraction: float | None = None) -> dict[str, Tensor]:
     """Masks that remove `fraction` of the surviving weights with the smallest magnitudes: per layer
-    (scope='layer', the last layer at `output_fraction` if given, as in the paper) or over all layers at once
-    (scope='global')."""
+    (scope='layer'; the last layer at `output_fraction` and convolutions at `conv_fraction` if given, as in the
+    paper) or over all layers at once (scope='global')."""
     if not 0 <= fraction < 1:
         raise ValueError(f"fraction must lie in [0, 1), got {fraction}")
     found, current = layers(model), masks(model)
@@ -72,7 +73,11 @@ def magnitude_masks(model: nn.Module, fraction: float, output_fraction: float | 
     if scope == "layer":
         result = {}
         for name in names:
-            rate = output_fraction if (output_fraction is not None and name == names[-1]) else fraction
+            rate = fraction
+            if conv_fraction is not None and isinstance(found[name], (nn.Conv1d, nn.Conv2d)):
+                rate = conv_fraction
+            if output_fraction is not None and name == names[-1]:
+                rate = output_fraction
             result[name] = _prune_smallest(_weights(found[name]).abs(), current[name], rate)
         return result
     if scope == "global":
@@ -144,7 +149,8 @@ class SnapshotAt(Callback):
 
 
 def iterative_magnitude_pruning(model: nn.Module, train: Callable[[nn.Module], dict], rounds: int, fraction: float = 0.2,
-                                output_fraction: float | None = 0.1, rewind_step: int = 0, scope: str = "layer") -> list[dict]:
+                                output_fraction: float | None = 0.1, rewind_step: int = 0, scope: str = "layer",
+                                conv_fraction: float | None = None) -> list[dict]:
     """Train, prune `fraction` of the surviving weights by magnitude, rewind the survivors, repeat.
 
     train(model) trains in place and returns a dict of results; it receives `callbacks` as a keyword argument
@@ -163,7 +169,7 @@ def iterative_magnitude_pruning(model: nn.Module, train: Callable[[nn.Module], d
         target = catcher.state if catcher is not None else initial
         if target is None:
             raise ValueError(f"rewind_step={rewind_step} exceeds the number of steps of the first training run")
-        apply_masks(model, magnitude_masks(model, fraction, output_fraction, scope))
+        apply_masks(model, magnitude_masks(model, fraction, output_fraction, scope, conv_fraction))
         rewind(model, target)
     return records
 

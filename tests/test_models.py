@@ -43,3 +43,12 @@ def test_resnet18_of_width_k(k):
 
 def test_resnet18_standard_width_has_about_eleven_million_parameters():
     assert 10.5e6 < gt.models.count_parameters(gt.models.ResNet18(64)) < 11.5e6
+
+
+@pytest.mark.parametrize("n_conv, convolutions", [(2, 2), (4, 4), (6, 6)])
+def test_conv_2_4_6(n_conv, convolutions):
+    model = gt.models.ConvNet(n_conv)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model) == convolutions
+    with pytest.raises(ValueError, match="Conv-2"):
+        gt.models.ConvNet(3)

@@ -77,3 +77,10 @@ def test_random_masks_match_the_layer_sparsity():
     rand = prune.random_masks(like, seed=0)
     for name in like:
         assert rand[name].sum() == like[name].sum() and not torch.equal(rand[name], like[name])
+
+
+def test_convolutions_can_have_their_own_rate():
+    model = gt.models.ConvNet(2, image_size=8)
+    new = prune.magnitude_masks(model, 0.2, output_fraction=0.1, conv_fraction=0.15)
+    kept = {name: round(float(m.mean()), 2) for name, m in new.items()}
+    assert list(kept.values()) == [0.85, 0.85, 0.8, 0.8, 0.9]
