@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import config
+from .data import DataSet
 from .device import autocast, generator
 from .models import MLP, activation_layer
-from .train import DivergedError, make_optimizer
+from .train import DivergedError, make_optimizer, per_example_loss
 
 
 class StackedMLP(nn.Module):
@@ -71,13 +71,7 @@ def stack(tensor: Tensor, k: int) -> Tensor:
 
 def _member_losses(out: Tensor, y: Tensor, loss: str, n_classes: int | None) -> Tensor:
     """Mean loss of each member over its batch: shape (K,)."""
-    if loss == "cross_entropy":
-        return F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(1)
-    if loss == "mse":
-        if n_classes:
-            return (out - F.one_hot(y, n_classes).to(out.dtype)).pow(2).sum(-1).mean(1)
-        return (out - y).pow(2).flatten(1).mean(1)
-    raise ValueError(f"Unknown loss {loss!r}; use 'cross_entropy' or 'mse'.")
+    return per_example_loss(loss, n_classes)(out, y).flatten(1).mean(1)
 
 
 def fit_stacked(model: StackedMLP, x: Tensor, y: Tensor, *, epochs: int, optimizer: str = "adam", lr: float = 1e-3,
@@ -128,3 +122,10 @@ def evaluate_stacked(model: StackedMLP, x: Tensor, y: Tensor, loss: str = "mse",
     if n_classes:
         result["acc"] = (out.argmax(-1) == y).float().mean(1)
     return result
+
+
+def evaluate_splits(model: StackedMLP, data: DataSet, loss: str = "mse") -> dict[str, dict[str, Tensor]]:
+    """Every member on every split of one shared data set: {split: {'loss': (K,), 'acc': (K,)}}."""
+    k = len(model)
+    return {name: evaluate_stacked(model, stack(part.x, k), stack(part.y, k), loss, data.n_classes)
+            for name, part in data.splits.items()}

@@ -123,16 +123,25 @@ class EarlyStopping(Callback):
             model.load_state_dict(self.best_state)
 
 
-def _loss_function(name: str, n_classes: int | None) -> Callable[[Tensor, Tensor], Tensor]:
+def per_example_loss(name: str, n_classes: int | None) -> Callable[[Tensor, Tensor], Tensor]:
+    """The loss of every example (one value per row of the outputs, any leading dimensions): cross-entropy,
+    or squared error (summed over classes against one-hot targets; averaged over outputs for regression).
+    fit() and the stacked trainer of gt.ensemble both reduce this one definition."""
     if name == "cross_entropy":
         if not n_classes:
             raise ValueError("cross_entropy needs class labels; use loss='mse' for regression.")
-        return F.cross_entropy
+        return lambda out, y: F.cross_entropy(out.flatten(0, -2), y.flatten(), reduction="none").view(y.shape)
     if name == "mse":
-        if n_classes:  # squared error against one-hot targets, summed over classes, averaged over examples
-            return lambda out, y: (out - F.one_hot(y, n_classes).to(out.dtype)).pow(2).sum(1).mean()
-        return F.mse_loss
+        if n_classes:
+            return lambda out, y: (out - F.one_hot(y, n_classes).to(out.dtype)).pow(2).sum(-1)
+        return lambda out, y: (out - y).pow(2).mean(-1)
     raise ValueError(f"Unknown loss {name!r}; use 'cross_entropy' or 'mse'.")
+
+
+def _loss_function(name: str, n_classes: int | None) -> Callable[[Tensor, Tensor], Tensor]:
+    """Mean loss over a batch."""
+    each = per_example_loss(name, n_classes)
+    return lambda out, y: each(out, y).mean()
 
 
 def make_optimizer(spec: OptimizerSpec, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9) -> torch.optim.Optimizer:

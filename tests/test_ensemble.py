@@ -45,3 +45,13 @@ def test_shapes_are_checked_and_divergence_is_reported():
         fit_stacked(model, torch.full((2, 5, 1), float("nan")), torch.zeros(2, 5, 1), epochs=1)
     with pytest.raises(ValueError, match="at least one member"):
         StackedMLP(1, [4], 1, seeds=[])
+
+
+def test_evaluate_splits_measures_every_split_for_every_member(small_mnist1d):
+    data = small_mnist1d.hold_out(0.25)
+    model = StackedMLP(40, [8], 10, seeds=[0, 1])
+    measured = gt.ensemble.evaluate_splits(model, data, loss="cross_entropy")
+    assert list(measured) == ["train", "valid", "test"]
+    alone = gt.evaluate(model.member(1), data.valid, n_classes=10)
+    assert measured["valid"]["acc"].shape == (2,) and measured["valid"]["acc"][1].item() == pytest.approx(alone["acc"])
+    assert measured["valid"]["loss"][1].item() == pytest.approx(alone["loss"], rel=1e-5)
