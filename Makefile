@@ -19,7 +19,7 @@ book: $(BIN)/.installed  ## build the website, every chapter executed at GENTOOL
 
 test: $(BIN)/.installed  ## unit tests, notebooks at the tiny scale, and the book built at the tiny scale
 	rm -rf _build/test-cache   # every test run trains from scratch; the book build then reuses the notebooks' sweeps
-	GENTOOLS_SCALE=tiny GENTOOLS_CACHE=$(CURDIR)/_build/test-cache $(BIN)/python -m pytest notebooks tests --nbval-lax --durations=10
+	GENTOOLS_SCALE=tiny GENTOOLS_CACHE=$(CURDIR)/_build/test-cache $(BIN)/python -m pytest notebooks tests --nbval-lax --nbval-cell-timeout=300 --durations=10
 
 bench: $(BIN)/.installed  ## speed benchmarks; they print their figures
 	$(BIN)/python bench/fit_speed.py

@@ -6,14 +6,25 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
 
 
+CELL_TIMEOUT_S = 300  # a tiny-scale cell takes at most about a minute; a stalled kernel fails in minutes, not hours
+
+
 def build(source: Path, output: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(JUPYTER_BOOK), "build", str(source), "--path-output", str(output), "-W", "--keep-going"],
-                          capture_output=True, text=True, timeout=1800)
+    """Build `source` with its own _config.yml, but with the tiny-scale cell timeout."""
+    config = yaml.safe_load((source / "_config.yml").read_text())
+    config["execute"]["timeout"] = CELL_TIMEOUT_S
+    output.mkdir(parents=True, exist_ok=True)
+    config_path = output / "test-config.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [str(JUPYTER_BOOK), "build", str(source), "--path-output", str(output), "--config", str(config_path),
+               "-W", "--keep-going"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1500)
 
 
 @pytest.fixture(autouse=True)
