@@ -17,17 +17,43 @@ def activation_layer(name: str) -> type[nn.Module]:
     return ACTIVATIONS[name]
 
 
+class DropConnectLinear(nn.Linear):
+    """A linear layer that, in training, zeroes each weight independently with probability p and scales the
+    survivors by 1/(1-p) (Wan et al. 2013, inverted like PyTorch's dropout), so that the expected weight in
+    training equals the weight used at test time. In eval mode it is an ordinary linear layer."""
+
+    def __init__(self, in_features: int, out_features: int, p: float = 0.5, bias: bool = True):
+        if not 0 <= p < 1:
+            raise ValueError(f"DropConnect probability must lie in [0, 1), got {p}")
+        super().__init__(in_features, out_features, bias)
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return super().forward(x)
+        keep = torch.rand_like(self.weight) >= self.p
+        return nn.functional.linear(x, self.weight * keep / (1 - self.p), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, p={self.p}"
+
+
 class MLP(nn.Sequential):
     """Fully connected network: inputs flattened, then `widths` hidden layers, then `out_features` outputs.
 
-    MLP(40, [256, 256], 10) is 40-256-256-10; MLP(40, [], 10) is logistic regression.
+    MLP(40, [256, 256], 10) is 40-256-256-10; MLP(40, [], 10) is logistic regression. Hidden layers may
+    have batch normalisation (before the activation), dropout (after it), or DropConnect on their weights.
     """
 
-    def __init__(self, in_features: int, widths: Sequence[int], out_features: int, activation: str = "relu", dropout: float = 0.0):
+    def __init__(self, in_features: int, widths: Sequence[int], out_features: int, activation: str = "relu",
+                 dropout: float = 0.0, batch_norm: bool = False, dropconnect: float = 0.0):
         layers: list[nn.Module] = [nn.Flatten()]
         sizes = [in_features, *widths]
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(fan_in, fan_out), activation_layer(activation)()]
+            layers.append(DropConnectLinear(fan_in, fan_out, dropconnect) if dropconnect else nn.Linear(fan_in, fan_out))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(fan_out))
+            layers.append(activation_layer(activation)())
             if dropout:
                 layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(sizes[-1], out_features))

@@ -123,14 +123,18 @@ class EarlyStopping(Callback):
             model.load_state_dict(self.best_state)
 
 
-def per_example_loss(name: str, n_classes: int | None) -> Callable[[Tensor, Tensor], Tensor]:
-    """The loss of every example (one value per row of the outputs, any leading dimensions): cross-entropy,
-    or squared error (summed over classes against one-hot targets; averaged over outputs for regression).
+def per_example_loss(name: str, n_classes: int | None, label_smoothing: float = 0.0) -> Callable[[Tensor, Tensor], Tensor]:
+    """The loss of every example (one value per row of the outputs, any leading dimensions): cross-entropy
+    (optionally against smoothed labels, PyTorch's definition), or squared error (summed over classes against
+    one-hot targets; averaged over outputs for regression).
     fit() and the stacked trainer of gt.ensemble both reduce this one definition."""
+    if label_smoothing and name != "cross_entropy":
+        raise ValueError("label_smoothing applies to loss='cross_entropy' only.")
     if name == "cross_entropy":
         if not n_classes:
             raise ValueError("cross_entropy needs class labels; use loss='mse' for regression.")
-        return lambda out, y: F.cross_entropy(out.flatten(0, -2), y.flatten(), reduction="none").view(y.shape)
+        return lambda out, y: F.cross_entropy(out.flatten(0, -2), y.flatten(), reduction="none",
+                                              label_smoothing=label_smoothing).view(y.shape)
     if name == "mse":
         if n_classes:
             return lambda out, y: (out - F.one_hot(y, n_classes).to(out.dtype)).pow(2).sum(-1)
@@ -138,9 +142,9 @@ def per_example_loss(name: str, n_classes: int | None) -> Callable[[Tensor, Tens
     raise ValueError(f"Unknown loss {name!r}; use 'cross_entropy' or 'mse'.")
 
 
-def _loss_function(name: str, n_classes: int | None) -> Callable[[Tensor, Tensor], Tensor]:
+def _loss_function(name: str, n_classes: int | None, label_smoothing: float = 0.0) -> Callable[[Tensor, Tensor], Tensor]:
     """Mean loss over a batch."""
-    each = per_example_loss(name, n_classes)
+    each = per_example_loss(name, n_classes, label_smoothing)
     return lambda out, y: each(out, y).mean()
 
 
@@ -182,23 +186,29 @@ def evaluate(model: nn.Module, split: TensorData, loss: str = "cross_entropy", n
 
 def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpec = "adam", lr: float = 1e-3,
         weight_decay: float = 0.0, momentum: float = 0.9, batch_size: int = 100, loss: str = "cross_entropy",
-        seed: int = 0, callbacks: Sequence[Callback] = (), progress: bool | None = None) -> History:
+        seed: int = 0, callbacks: Sequence[Callback] = (), penalty: Callable[[nn.Module], Tensor] | None = None,
+        augment: Callable[[Tensor], Tensor] | None = None, label_smoothing: float = 0.0,
+        progress: bool | None = None) -> History:
     """Train `model` on data.train for `epochs` epochs and measure every split after each epoch.
 
-    `seed` fixes the batch order and dropout; seed the model's initialisation yourself (gt.seed_everything)
-    before building it. Raises DivergedError if the loss becomes NaN or infinite.
+    `seed` fixes the batch order, dropout and augmentation; seed the model's initialisation yourself
+    (gt.seed_everything) before building it. Regularizers: `penalty(model)` is added to every batch's loss
+    (gt.regularize.l1_penalty), `augment(x)` transforms every training batch, `label_smoothing` smooths the
+    training targets. The losses measured on each split are always the plain ones, so runs stay comparable.
+    Raises DivergedError if the loss becomes NaN or infinite.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be at least 0, got {epochs}")
     dev = data.train.device
     model.to(dev)
-    loss_fn = _loss_function(loss, data.n_classes)
+    loss_fn = _loss_function(loss, data.n_classes, label_smoothing)
     opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum)
     order = generator(seed)
     torch.manual_seed(seed)  # dropout and any other randomness inside the model
     step_hooks = [cb for cb in callbacks if type(cb).on_step is not Callback.on_step]
     history = History(meta=dict(optimizer=optimizer if isinstance(optimizer, str) else "custom", lr=lr,
-                                weight_decay=weight_decay, batch_size=batch_size, loss=loss, seed=seed))
+                                weight_decay=weight_decay, batch_size=batch_size, loss=loss, seed=seed,
+                                label_smoothing=label_smoothing, penalty=penalty is not None, augment=augment is not None))
     start = time.perf_counter()
 
     def measure(epoch: int, running: float) -> None:
@@ -215,10 +225,13 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
         model.train()
         total = torch.zeros((), device=dev)
         for x, y in data.train.batches(batch_size, order):
+            if augment is not None:
+                x = augment(x)
             with autocast(dev):
                 batch_loss = loss_fn(model(x).float(), y)
+            objective = batch_loss if penalty is None else batch_loss + penalty(model)
             opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
+            objective.backward()
             opt.step()
             for cb in step_hooks:
                 cb.on_step(model)

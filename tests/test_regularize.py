@@ -1,0 +1,77 @@
+import pytest
+import torch
+from torch import nn
+
+import gentools as gt
+from gentools.regularize import MaxNorm, l1_penalty, l2_penalty, mnist1d_augment, weight_matrices
+
+
+def test_penalties_sum_over_weight_matrices_only():
+    model = gt.models.MLP(3, [4], 2, batch_norm=True)
+    weights = weight_matrices(model)
+    assert [tuple(w.shape) for w in weights] == [(4, 3), (2, 4)]  # no biases, no batch-norm scales
+    expected_l1 = sum(w.abs().sum() for w in weights).item()
+    assert l1_penalty(0.5)(model).item() == pytest.approx(0.5 * expected_l1)
+    assert l2_penalty(2.0)(model).item() == pytest.approx(2.0 * sum(w.pow(2).sum() for w in weights).item())
+
+
+def test_l2_penalty_with_sgd_is_weight_decay(small_mnist1d):
+    """Under plain SGD, a penalty strength * |w|^2 and weight_decay = 2 * strength take identical steps."""
+    runs = []
+    for options in ({"penalty": l2_penalty(0.01)}, {"weight_decay": 0.02}):
+        gt.seed_everything(0)
+        model = gt.models.MLP(40, [16], 10)
+        nn.init.zeros_(model[1].bias)  # weight_decay also decays biases; the penalty does not: keep biases out
+        model[1].bias.requires_grad_(False)
+        model[3].bias.requires_grad_(False)
+        gt.fit(model, small_mnist1d, epochs=2, optimizer="sgd", momentum=0.0, lr=0.05, **options)
+        runs.append(model[1].weight.detach().clone())
+    torch.testing.assert_close(runs[0], runs[1], rtol=1e-4, atol=1e-6)
+
+
+def test_max_norm_caps_every_hidden_unit(small_mnist1d):
+    gt.seed_everything(0)
+    model = gt.models.MLP(40, [32, 32], 10)
+    gt.fit(model, small_mnist1d, epochs=3, lr=0.05, callbacks=[MaxNorm(0.5)])
+    hidden = [m for m in model if isinstance(m, nn.Linear)][:-1]
+    for layer in hidden:
+        assert layer.weight.norm(dim=1).max().item() <= 0.5 + 1e-5
+    assert [m for m in model if isinstance(m, nn.Linear)][-1].weight.norm(dim=1).max().item() > 0.5  # read-out free
+
+
+def test_dropconnect_is_unbiased_and_off_at_test_time():
+    torch.manual_seed(0)
+    layer = gt.models.DropConnectLinear(50, 3, p=0.4)
+    x = torch.randn(1, 50)
+    layer.eval()
+    exact = layer(x)
+    layer.train()
+    samples = torch.stack([layer(x) for _ in range(4000)])
+    assert not torch.allclose(samples[0], exact)  # training masks weights
+    torch.testing.assert_close(samples.mean(0), exact, atol=0.05, rtol=0.05)  # ... but unbiased
+    layer.eval()
+    assert torch.equal(layer(x), exact)
+    with pytest.raises(ValueError, match="DropConnect probability"):
+        gt.models.DropConnectLinear(2, 2, p=1.0)
+
+
+def test_mnist1d_augment_shifts_and_keeps_shape():
+    torch.manual_seed(0)
+    x = torch.zeros(8, 40)
+    x[:, 20] = 1.0
+    none = mnist1d_augment(max_shift=0, max_stretch=0.0, noise=0.0)(x)
+    torch.testing.assert_close(none, x, atol=1e-5, rtol=0)  # no change asked, none made
+    moved = mnist1d_augment(max_shift=4, max_stretch=0.0, noise=0.0)(x)
+    assert moved.shape == x.shape
+    peaks = moved.argmax(1).float()
+    assert (peaks - 20).abs().max() <= 4 and peaks.std() > 0  # shifted by up to 4, differently per example
+
+
+def test_label_smoothing_changes_training_not_measured_loss(small_mnist1d):
+    gt.seed_everything(0)
+    model = gt.models.MLP(40, [16], 10)
+    history = gt.fit(model, small_mnist1d, epochs=1, lr=1e-2, label_smoothing=0.2)
+    plain = gt.evaluate(model, small_mnist1d.train, "cross_entropy", 10)["loss"]
+    assert history.final["train_loss"] == pytest.approx(plain)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        gt.fit(model, small_mnist1d, epochs=1, loss="mse", label_smoothing=0.1)
