@@ -76,9 +76,11 @@ def _member_losses(out: Tensor, y: Tensor, loss: str, n_classes: int | None) -> 
 
 def fit_stacked(model: StackedMLP, x: Tensor, y: Tensor, *, epochs: int, optimizer: str = "adam", lr: float = 1e-3,
                 weight_decay: float = 0.0, momentum: float = 0.9, batch_size: int | None = None, loss: str = "mse",
-                n_classes: int | None = None, progress: bool | None = None) -> Tensor:
+                n_classes: int | None = None, record: bool = False, progress: bool | None = None) -> Tensor | dict[str, Tensor]:
     """Train every member on its own data x[i], y[i] (shapes (K, n, ...) and (K, n[, out]); use stack() for
-    shared data). batch_size None means full batch. Returns each member's mean training loss in the last epoch."""
+    shared data). batch_size None means full batch. Returns each member's mean training loss in the last epoch;
+    with record=True, the learning curves instead: {'loss': (epochs, K), 'acc': (epochs, K) for classes}, the
+    mean loss and accuracy over each epoch's mini-batches (measured while training, as most frameworks report)."""
     k, n = x.shape[:2]
     if k != len(model) or y.shape[:2] != (k, n):
         raise ValueError(f"x and y must have shape (K={len(model)}, n, ...); got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -90,10 +92,12 @@ def fit_stacked(model: StackedMLP, x: Tensor, y: Tensor, *, epochs: int, optimiz
     batch = batch_size or n
     show = config.show_progress() if progress is None else progress
     running = torch.zeros(k, device=dev)
+    curves: dict[str, list[Tensor]] = {"loss": [], "acc": []}
     for epoch in tqdm(range(1, epochs + 1), desc=f"{k} models", disable=not show, leave=False):
         if batch < n:
             index = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(dev)
         running = torch.zeros(k, device=dev)
+        correct = torch.zeros(k, device=dev)
         for start in range(0, n, batch):
             if batch < n:
                 idx = index[:, start:start + batch]
@@ -101,15 +105,24 @@ def fit_stacked(model: StackedMLP, x: Tensor, y: Tensor, *, epochs: int, optimiz
             else:
                 xb, yb = x, y
             with autocast(dev):
-                member_loss = _member_losses(model(xb).float(), yb, loss, n_classes)
+                out = model(xb).float()
+                member_loss = _member_losses(out, yb, loss, n_classes)
             opt.zero_grad(set_to_none=True)
             member_loss.sum().backward()  # members share no parameters: each gets its own gradient
             opt.step()
             running += member_loss.detach() * yb.shape[1]
+            if record and n_classes:
+                correct += (out.detach().argmax(-1) == yb).sum(1)
+        if record:  # kept on the device; read once at the end
+            curves["loss"].append(running / n)
+            if n_classes:
+                curves["acc"].append(correct / n)
         if epoch == epochs or epoch % 50 == 0:  # a host read now and then, not every step
             if not torch.isfinite(running).all():
                 raise DivergedError(f"Training diverged by epoch {epoch} for members "
                                     f"{torch.nonzero(~torch.isfinite(running)).flatten().tolist()}: try a smaller learning rate (lr={lr} now).")
+    if record:
+        return {key: torch.stack(values).cpu() for key, values in curves.items() if values}
     return running / n
 
 

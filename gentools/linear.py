@@ -61,3 +61,34 @@ def random_relu_features(x: Tensor, n_features: int, seed: int = 0) -> Tensor:
     gen = torch.Generator().manual_seed(seed)
     weights = torch.randn(x.shape[1], n_features, generator=gen, dtype=torch.float64).to(x.device)
     return torch.relu(x @ weights / np.sqrt(x.shape[1]))
+
+
+def interpolating_relu_network(x: Tensor, y: Tensor, seed: int = 0) -> torch.nn.Sequential:
+    """The two-layer ReLU network of Zhang et al.'s finite-sample expressivity theorem: with 2n + d distinct
+    weights it fits any real labels y of n distinct points x in d dimensions exactly.
+
+    Project the points on a random direction a (all projections z_i distinct), sort them, put one ReLU kink b_j
+    just below each z_j, and solve the lower-triangular system relu(z_i - b_j) w = y. Built in float64; every
+    hidden unit shares the input weights a, so the network's n * d first-layer entries hold only d distinct values.
+    """
+    x = x.reshape(len(x), -1).to(torch.float64).cpu()
+    y = y.reshape(len(y)).to(torch.float64).cpu()
+    n, d = x.shape
+    a = torch.randn(d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    z = x @ a
+    order = torch.argsort(z)
+    z_sorted = z[order]
+    gaps = torch.diff(z_sorted)
+    if not torch.all(gaps > 0):
+        raise ValueError("two points project to the same value: are there duplicate inputs?")
+    below = torch.cat([gaps[:1], gaps]) / 2  # each kink sits halfway to the previous point
+    b = z_sorted - below
+    activations = torch.relu(z_sorted[:, None] - b[None, :])  # lower triangular with a positive diagonal
+    w = torch.linalg.solve_triangular(activations, y[order][:, None], upper=False)[:, 0]
+    hidden = torch.nn.Linear(d, n, dtype=torch.float64)
+    out = torch.nn.Linear(n, 1, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        hidden.weight.copy_(a.expand(n, d))
+        hidden.bias.copy_(-b)
+        out.weight.copy_(w[None])
+    return torch.nn.Sequential(torch.nn.Flatten(), hidden, torch.nn.ReLU(), out)

@@ -55,3 +55,15 @@ def test_evaluate_splits_measures_every_split_for_every_member(small_mnist1d):
     alone = gt.evaluate(model.member(1), data.valid, n_classes=10)
     assert measured["valid"]["acc"].shape == (2,) and measured["valid"]["acc"][1].item() == pytest.approx(alone["acc"])
     assert measured["valid"]["loss"][1].item() == pytest.approx(alone["loss"], rel=1e-5)
+
+
+def test_recorded_curves_match_the_final_loss(small_mnist1d):
+    k = 2
+    x, y = stack(small_mnist1d.train.x, k), stack(small_mnist1d.train.y, k)
+    final = fit_stacked(StackedMLP(40, [16], 10, seeds=[0, 1]), x, y, epochs=4, lr=1e-2, batch_size=100,
+                        loss="cross_entropy", n_classes=10)
+    curves = fit_stacked(StackedMLP(40, [16], 10, seeds=[0, 1]), x, y, epochs=4, lr=1e-2, batch_size=100,
+                         loss="cross_entropy", n_classes=10, record=True)
+    assert curves["loss"].shape == curves["acc"].shape == (4, k)
+    torch.testing.assert_close(curves["loss"][-1], final.cpu())
+    assert curves["loss"][-1].lt(curves["loss"][0]).all() and curves["acc"][-1].gt(curves["acc"][0]).all()

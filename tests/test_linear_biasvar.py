@@ -107,3 +107,15 @@ def test_interpolation_peak_landmarks():
     assert found == {"threshold": 8, "first_min_x": 4, "first_min": 0.35, "peak_x": 8, "peak": 0.6, "last": 0.2}
     with pytest.raises(ValueError, match="zero training error"):
         gt.stats.interpolation_peak(sizes, [0.5] * 6, test)
+
+
+def test_interpolating_relu_network_fits_random_labels_exactly():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 12, generator=gen)
+    y = torch.randint(10, (300,), generator=gen).double()
+    net = gt.linear.interpolating_relu_network(x, y, seed=1)
+    out = net(x.double())[:, 0]
+    assert torch.allclose(out, y, atol=1e-6)
+    assert out.round().eq(y).all()
+    with pytest.raises(ValueError, match="duplicate"):
+        gt.linear.interpolating_relu_network(torch.zeros(3, 2), torch.zeros(3))
