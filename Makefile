@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCALE  ?= book
 
-.PHONY: book test bench clean strip
+.PHONY: book test browser bench clean strip
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,14 @@ book: $(BIN)/.installed  ## build the website, every chapter executed at GENTOOL
 	GENTOOLS_SCALE=$(SCALE) $(BIN)/jupyter-book build . -W --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
-test: $(BIN)/.installed  ## unit tests, notebooks at the tiny scale, and the book built at the tiny scale
+test: $(BIN)/.installed browser  ## unit tests, notebooks at the tiny scale, the book built at the tiny scale, the website in a browser
 	rm -rf _build/test-cache   # every test run trains from scratch; the book build then reuses the notebooks' sweeps
 	GENTOOLS_SCALE=tiny GENTOOLS_CACHE=$(CURDIR)/_build/test-cache $(BIN)/python -m pytest notebooks tests --nbval-lax --nbval-cell-timeout=300 --durations=10
+
+browser:  ## Debian's Chromium for the website test, installed when missing and apt is ours to use; else the test skips
+	@command -v chromium >/dev/null || [ -n "$$CHROMIUM" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } \
+		&& echo "installed Debian's chromium for tests/test_website.py"; } || echo "no Chromium: tests/test_website.py will skip"
 
 bench: $(BIN)/.installed  ## speed benchmarks; they print their figures
 	$(BIN)/python bench/fit_speed.py

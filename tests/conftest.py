@@ -1,12 +1,48 @@
-"""Shared fixtures: every test runs at the tiny scale, on the CPU, with its own cache folder."""
+"""Shared fixtures: every test runs at the tiny scale, on the CPU, with its own cache folder; the book is built
+once a session at the tiny scale for the tests that read it."""
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import matplotlib
 import pytest
+import yaml
 
 matplotlib.use("Agg")
 
 OUTER_CACHE = os.environ.get("GENTOOLS_CACHE")  # the cache `make test` gives the notebooks, before tests override it
+ROOT = Path(__file__).resolve().parents[1]
+JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
+CELL_TIMEOUT_S = 300  # a tiny-scale cell takes at most about a minute; a stalled kernel fails in minutes, not hours
+
+
+def build_book(source: Path, output: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Build `source` with its own _config.yml, but with the tiny-scale cell timeout."""
+    config = yaml.safe_load((source / "_config.yml").read_text())
+    config["execute"]["timeout"] = CELL_TIMEOUT_S
+    extensions = config.get("sphinx", {}).get("local_extensions") or {}
+    for name, folder in extensions.items():  # relative to the config file, which now lives elsewhere
+        extensions[name] = str((source / folder).resolve())
+    output.mkdir(parents=True, exist_ok=True)
+    config_path = output / "test-config.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [str(JUPYTER_BOOK), "build", str(source), "--path-output", str(output), "--config", str(config_path),
+               "-W", "--keep-going"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1500, env=env)
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """The whole book built once at the tiny scale, reusing the sweeps the notebook tests cached:
+    (the build's CompletedProcess, the html folder)."""
+    if not JUPYTER_BOOK.exists():
+        pytest.skip(f"jupyter-book is not installed next to {sys.executable}; run `make test`")
+    output = tmp_path_factory.mktemp("book")
+    env = {**os.environ, "GENTOOLS_SCALE": "tiny", "GENTOOLS_DEVICE": "cpu", "GENTOOLS_DATA": str(output / "data"),
+           "GENTOOLS_CACHE": OUTER_CACHE or str(output / "cache")}
+    env.pop("GENTOOLS_PROGRESS", None)
+    return build_book(ROOT, output, env), output / "_build" / "html"
 
 
 @pytest.fixture
