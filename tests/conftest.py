@@ -45,12 +45,6 @@ def built_book(tmp_path_factory):
     return build_book(ROOT, output, env), output / "_build" / "html"
 
 
-@pytest.fixture
-def outer_cache(tmp_path):
-    """The cache the notebook tests filled (so the book build reuses their sweeps), else an empty one."""
-    return OUTER_CACHE or str(tmp_path / "cache")
-
-
 @pytest.fixture(scope="session")
 def data_cache(tmp_path_factory):
     """One cache for generated data sets, shared by all tests (generating MNIST-1D takes a second)."""

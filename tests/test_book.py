@@ -1,4 +1,5 @@
-"""The book builds with every chapter executed at the tiny scale, and a broken chapter fails the build."""
+"""The book builds with every chapter executed at the tiny scale, and a chapter with an error or a failing claim
+fails the build."""
 import os
 import shutil
 
@@ -24,9 +25,11 @@ def test_the_book_builds_with_every_chapter_executed(built_book):
     assert all(notebook.stem in statistics for notebook in (ROOT / "notebooks").glob("*.ipynb"))  # every chapter's run time
 
 
-def test_a_failing_chapter_fails_the_build(tmp_path):
+@pytest.mark.parametrize("broken_code, error", [("import gentools as gt\ngt.claim(1 > 2, 'one exceeds two')", "ClaimFailed"),
+                                                ("1 / 0", "ZeroDivisionError")])
+def test_a_failing_chapter_fails_the_build(tmp_path, broken_code, error):
     if not JUPYTER_BOOK.exists():
-        pytest.skip(f"jupyter-book is not installed next to the test's Python; run `make test`")
+        pytest.skip("jupyter-book is not installed next to the test's Python; run `make test`")
     source = tmp_path / "book"
     (source / "book").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", source)
@@ -36,9 +39,9 @@ def test_a_failing_chapter_fails_the_build(tmp_path):
     (source / "intro.md").write_text("# A book with one broken chapter\n")
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_markdown_cell("# Broken"),
-                      nbformat.v4.new_code_cell("import gentools as gt\ngt.claim(1 > 2, 'one exceeds two')")]
+                      nbformat.v4.new_code_cell(broken_code)]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, source / "broken.ipynb")
     result = build_book(source, tmp_path / "out", dict(os.environ))
     assert result.returncode != 0
-    assert "ClaimFailed" in result.stdout + result.stderr
+    assert error in result.stdout + result.stderr
