@@ -63,6 +63,17 @@ def random_relu_features(x: Tensor, n_features: int, seed: int = 0) -> Tensor:
     return torch.relu(x @ weights / np.sqrt(x.shape[1]))
 
 
+def random_fourier_features(x: Tensor, n_features: int, bandwidth: float, seed: int = 0) -> Tensor:
+    """sqrt(2/p) cos(x W / bandwidth + b), Gaussian W and uniform phases b (Rahimi & Recht): their inner products
+    approximate the Gaussian kernel exp(-|x - x'|^2 / (2 bandwidth^2)). In float64; the same seed gives the same
+    features, so train and test match. Standardise x first: the bandwidth is in the units of x."""
+    x = x.reshape(len(x), -1).to(torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    directions = torch.randn(x.shape[1], n_features, generator=gen, dtype=torch.float64).to(x.device) / bandwidth
+    phases = 2 * np.pi * torch.rand(n_features, generator=gen, dtype=torch.float64).to(x.device)
+    return np.sqrt(2 / n_features) * torch.cos(x @ directions + phases)
+
+
 def interpolating_relu_network(x: Tensor, y: Tensor, seed: int = 0) -> torch.nn.Sequential:
     """The two-layer ReLU network of Zhang et al.'s finite-sample expressivity theorem: with 2n + d distinct
     weights it fits any real labels y of n distinct points x in d dimensions exactly.

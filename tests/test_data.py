@@ -172,3 +172,15 @@ def test_absent_torchvision_data_says_what_to_download_and_where(tmp_path, name,
         gt.data.load(name)
     message = str(error.value)
     assert hint in message and "download=True" in message and str(tmp_path / "data") in message
+
+
+def test_randomization_conditions_change_only_what_they_name(small_mnist1d):
+    conditions = gt.data.randomization_conditions(small_mnist1d, p=0.5, seed=3)
+    assert list(conditions) == ["true labels", "corrupted labels (p = 0.5)", "random labels", "shuffled pixels",
+                                "random pixels", "Gaussian inputs"]
+    for name, data in conditions.items():
+        assert torch.equal(data.test.y, small_mnist1d.test.y), name  # test labels stay true
+        labels_changed = not torch.equal(data.train.y, small_mnist1d.train.y)
+        inputs_changed = not torch.equal(data.train.x, small_mnist1d.train.x)
+        assert labels_changed == ("labels" in name and name != "true labels"), name
+        assert inputs_changed == (name in ("shuffled pixels", "random pixels", "Gaussian inputs")), name

@@ -119,3 +119,11 @@ def test_interpolating_relu_network_fits_random_labels_exactly():
     assert out.round().eq(y).all()
     with pytest.raises(ValueError, match="duplicate"):
         gt.linear.interpolating_relu_network(torch.zeros(3, 2), torch.zeros(3))
+
+
+def test_random_fourier_features_approximate_the_gaussian_kernel():
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    features = gt.linear.random_fourier_features(x, 40_000, bandwidth=1.5, seed=1)
+    kernel = torch.exp(-torch.cdist(x, x) ** 2 / (2 * 1.5 ** 2))
+    assert torch.allclose(features @ features.T, kernel, atol=0.03)
+    assert torch.equal(features, gt.linear.random_fourier_features(x, 40_000, bandwidth=1.5, seed=1))
