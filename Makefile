@@ -19,7 +19,9 @@ book: $(BIN)/.installed  ## build the website, every chapter executed at GENTOOL
 
 test: $(BIN)/.installed browser  ## unit tests, notebooks at the tiny scale, the book built at the tiny scale, the website in a browser
 	rm -rf _build/test-cache   # every test run trains from scratch; the book build then reuses the notebooks' sweeps
-	GENTOOLS_SCALE=tiny GENTOOLS_CACHE=$(CURDIR)/_build/test-cache $(BIN)/python -m pytest notebooks tests --nbval-lax --nbval-cell-timeout=300 --durations=10
+	# One thread per process: with two OpenMP threads, any other load on a 2-core machine makes PyTorch's threads
+	# spin against it (chapter 1 went from 37 s to over 300 s); one thread costs about 10% and never stalls.
+	OMP_NUM_THREADS=1 GENTOOLS_SCALE=tiny GENTOOLS_CACHE=$(CURDIR)/_build/test-cache $(BIN)/python -m pytest notebooks tests --nbval-lax --nbval-cell-timeout=300 --durations=10
 
 browser:  ## Debian's Chromium for the website test, installed when missing and apt is ours to use; else the test skips
 	@command -v chromium >/dev/null || [ -n "$$CHROMIUM" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
