@@ -6,6 +6,7 @@ never unpickles arbitrary objects.
 """
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -55,9 +56,22 @@ def digest(value: Any) -> str:
 
 @functools.lru_cache(maxsize=1)
 def source_hash() -> str:
-    """Hash of every gentools source file: any change to the code invalidates every cached result."""
+    """Hash of the code of every gentools module: a change of code invalidates every cached result, while a
+    change of a comment or a docstring (which cannot change a result) does not."""
     sha = hashlib.sha256()
     for file in sorted(Path(__file__).parent.glob("*.py")):
         sha.update(file.name.encode())
-        sha.update(file.read_bytes())
+        sha.update(_code_only(file.read_text()).encode())
     return sha.hexdigest()[:16]
+
+
+def _code_only(source: str) -> str:
+    """The syntax tree of a module without docstrings, comments or positions."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)

@@ -1,12 +1,13 @@
 """Grids of runs with an on-disk cache: each finished run is saved at once, so an interrupted sweep resumes
 where it stopped, and a rerun of a notebook serves the results instead of training again.
 
-A run's cache key covers the sweep's name, its configuration, the scale, the source of the run function and
-a hash of gentools' own source: a change of code never serves a stale result.
+A run's cache key covers the sweep's name, its configuration, the scale, gentools' code and the fingerprint of
+the run function: its code, the code of the functions it calls and the values of the globals and data it reads
+(gentools.fingerprint). Editing any of them recomputes; a restarted kernel finds its results. Two processes
+running the same sweep compute each run once: a per-run file lock makes the second wait and read the first's.
 """
 from __future__ import annotations
 
-import inspect
 import itertools
 import re
 import warnings
@@ -18,7 +19,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import config, store
+from filelock import FileLock
+
+from . import config, fingerprint, store
 from .device import seed_everything
 from .train import History
 
@@ -53,11 +56,20 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _function_source(fn: Callable) -> str:
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _fingerprint(fn: Callable, name: str) -> str | None:
+    """The run function's fingerprint, or None (said once per sweep and reason) if it cannot be taken."""
     try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):  # built-ins, lambdas typed at a prompt
-        return getattr(fn, "__qualname__", repr(fn))
+        return fingerprint.of(fn)
+    except fingerprint.Unfingerprintable as reason:
+        if (name, str(reason)) not in _WARNED:
+            _WARNED.add((name, str(reason)))
+            warnings.warn(f"Sweep {name!r} runs without its cache: {reason}, so a cached result could be stale. "
+                          "Pass such values as arguments (grid or fixed), or build them inside the run function.",
+                          stacklevel=3)
+        return None
 
 
 def _read_cached(path: Path, run_config: dict[str, Any]) -> dict[str, Any] | None:
@@ -93,19 +105,31 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
     keys = list(grid)
     points = [dict(zip(keys, values)) for values in itertools.product(*(list(grid[key]) for key in keys))]
     folder = config.cache_dir() / "sweeps" / name
+    code = _fingerprint(fn, name) if cache else None
+    cache = cache and code is not None
     common = {"name": name, "fixed": _encode(fixed), "scale": config.scale(), "gentools": store.source_hash(),
-              "function": _function_source(fn)}
+              "function": code}
     paths = [folder / f"{store.digest({**common, 'point': _encode(point)})}.json" for point in points]
 
     results: list[Any] = [_read_cached(path, point) if cache else None for path, point in zip(paths, points)]
     missing = [i for i, result in enumerate(results) if result is None]
+    if cache and missing:
+        folder.mkdir(parents=True, exist_ok=True)
 
-    def run(index: int) -> Any:
+    def compute(index: int) -> Any:
         point = points[index]
         seed_everything(int(point.get("seed", 0)))
-        result = _encode(dict(fn(**fixed, **point)))
-        if cache:
-            store.write_json(paths[index], {"config": _encode(point), "result": result})
+        return _encode(dict(fn(**fixed, **point)))
+
+    def run(index: int) -> Any:
+        if not cache:
+            return compute(index)
+        path = paths[index]
+        with FileLock(path.parent / f".{path.stem}.lock"):  # another process may be computing this very run
+            result = _read_cached(path, points[index])
+            if result is None:
+                result = compute(index)
+                store.write_json(path, {"config": _encode(points[index]), "result": result})
         return result
 
     show = config.show_progress() if progress is None else progress

@@ -8,8 +8,22 @@ from gentools.claims import CheckFailed, ClaimFailed
 
 
 def test_a_claim_that_holds_is_printed_with_its_evidence(capsys):
-    result = gt.claim(2 > 1, "two exceeds one", two=2.0, one=np.float64(1))
-    assert result.held and "✔ two exceeds one  [two = 2, one = 1]" in capsys.readouterr().out
+    assert gt.claim(2 > 1, "two exceeds one", two=2.0, one=np.float64(1)) is None  # nothing echoed after a cell
+    assert "✔ two exceeds one  [two = 2, one = 1]" in capsys.readouterr().out
+    recorded = gt.claims.RECORDED[-1]
+    assert recorded.held and recorded.record() == {"statement": "two exceeds one", "held": True,
+                                                   "numbers": "two = 2, one = 1", "scale": "tiny"}
+
+
+def test_a_claim_in_html_carries_its_record_for_the_claims_page():
+    import html
+    import json
+    import re
+
+    page = gt.claims.Claim("a < b & c", True, {"gap": 0.25})._repr_html_()
+    record = json.loads(html.unescape(re.search(r'data-claim="([^"]*)"', page).group(1)))
+    assert record["statement"] == "a < b & c" and record["numbers"] == "gap = 0.25"
+    assert "a &lt; b &amp; c" in page and "✔" in page
 
 
 def test_a_failing_claim_raises_with_its_evidence():

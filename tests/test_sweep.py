@@ -1,15 +1,19 @@
 import json
+import types
 
 import pytest
 
 import gentools as gt
 from gentools import store
 
-CALLS = []
+# Runs log their calls here. A global list a run appends to is part of what the run reads, so it would change the
+# cache key at every call; a module is keyed by its name only, so the log lives in one.
+_record = types.ModuleType("record")
+_record.calls = CALLS = []
 
 
 def square(x, seed, offset=0):
-    CALLS.append((x, seed))
+    _record.calls.append((x, seed))
     return {"value": x * x + offset, "curve": [x, seed]}
 
 
@@ -63,7 +67,7 @@ def test_a_damaged_cache_file_is_recomputed_with_a_warning(sweep_cache, damage):
 
 def test_writes_are_atomic_and_leave_no_temporary_files(sweep_cache):
     gt.sweep(square, grid=dict(x=[1, 2], seed=[0]), name="atomic")
-    assert sorted(p.suffix for p in (sweep_cache / "atomic").iterdir()) == [".json", ".json"]
+    assert sorted(p.suffix for p in (sweep_cache / "atomic").iterdir() if p.suffix != ".lock") == [".json", ".json"]
 
 
 def test_a_change_of_gentools_source_invalidates_the_cache(sweep_cache, monkeypatch):
@@ -98,3 +102,131 @@ def test_an_executor_runs_the_grid(sweep_cache):
     with ThreadPoolExecutor(2) as pool:
         table = gt.sweep(square, grid=dict(x=[1, 2, 3], seed=[0]), name="threads", executor=pool)
     assert table["value"].tolist() == [1, 4, 9]
+
+
+# --- the cache key covers everything a run depends on -------------------------------------------------------
+
+SCALE_FACTOR = 2
+
+
+def helper(x):
+    return x * SCALE_FACTOR
+
+
+def uses_helper(x, seed):
+    _record.calls.append((x, seed))
+    return {"value": helper(x)}
+
+
+def test_editing_a_global_the_run_reads_recomputes(sweep_cache, monkeypatch):
+    first = gt.sweep(uses_helper, grid=dict(x=[1, 2], seed=[0]), name="globals")
+    monkeypatch.setitem(globals(), "SCALE_FACTOR", 3)  # read by helper(), which the run calls
+    second = gt.sweep(uses_helper, grid=dict(x=[1, 2], seed=[0]), name="globals")
+    assert first["value"].tolist() == [2, 4] and second["value"].tolist() == [3, 6] and len(CALLS) == 4
+    monkeypatch.setitem(globals(), "SCALE_FACTOR", 2)  # back: the first results are served again
+    assert gt.sweep(uses_helper, grid=dict(x=[1, 2], seed=[0]), name="globals").attrs["cached"] == 2
+
+
+def test_editing_a_helper_the_run_calls_recomputes(sweep_cache, monkeypatch):
+    gt.sweep(uses_helper, grid=dict(x=[1], seed=[0]), name="helpers")
+    monkeypatch.setitem(globals(), "helper", lambda x: x + 100)
+    table = gt.sweep(uses_helper, grid=dict(x=[1], seed=[0]), name="helpers")
+    assert table["value"].tolist() == [101] and table.attrs["computed"] == 1
+
+
+def test_changing_the_data_a_run_closes_over_recomputes(sweep_cache):
+    def make_run(data):
+        def run(seed):
+            _record.calls.append(seed)
+            return {"total": float(data.train.x.sum())}
+        return run
+
+    data = gt.data.load("mnist1d", n_train=50, n_test=10, seed=0)
+    gt.sweep(make_run(data), grid=dict(seed=[0]), name="data")
+    assert gt.sweep(make_run(data), grid=dict(seed=[0]), name="data").attrs["cached"] == 1
+    other = gt.data.corrupt_labels(data, 0.5, seed=1)  # same inputs, other labels: still another data set
+    assert gt.sweep(make_run(other), grid=dict(seed=[0]), name="data").attrs["computed"] == 1
+    assert len(CALLS) == 2
+
+
+def test_a_value_without_a_content_hash_turns_the_cache_off_with_one_warning(sweep_cache):
+    opaque = iter([1, 2, 3])
+
+    def run(seed):
+        _record.calls.append(seed)
+        return {"first": next(iter([seed])), "opaque": opaque is not None}
+
+    with pytest.warns(UserWarning, match="runs without its cache: the variable 'opaque'"):
+        gt.sweep(run, grid=dict(seed=[0]), name="opaque")
+    gt.sweep(run, grid=dict(seed=[0]), name="opaque")  # said once only; computed again, never served stale
+    assert len(CALLS) == 2 and not (sweep_cache / "opaque").exists()
+
+
+def test_comments_docstrings_and_positions_do_not_change_the_key():
+    from gentools import fingerprint
+
+    namespace_a, namespace_b, namespace_c = {}, {}, {}
+    exec("def run(x):\n    'Square it.'\n    return x * x  # squared\n", namespace_a)
+    exec("\n\n\ndef run(x):\n    # a comment, another docstring, other lines\n    '''Another text.'''\n    return x * x\n", namespace_b)
+    exec("def run(x):\n    return x * x + 1\n", namespace_c)
+    assert fingerprint.of(namespace_a["run"]) == fingerprint.of(namespace_b["run"]) != fingerprint.of(namespace_c["run"])
+    assert store._code_only('"""Module."""\nx = 1  # one\ndef f():\n    """Doc."""\n    return x\n') == \
+        store._code_only('"""Changed."""\nx = 1\n\n\ndef f():\n    return x\n') != store._code_only("x = 2\ndef f():\n    return x\n")
+
+
+RUNNER = '''
+import sys, time
+import gentools as gt
+
+OFFSET = {offset}
+
+def helper(x):
+    return x + OFFSET  # {comment}
+
+def run(x, seed):
+    with open(sys.argv[1], "a") as log:
+        log.write(f"{{x}}\\n")
+    time.sleep({pause})
+    return {{"value": helper(x)}}
+
+table = gt.sweep(run, grid=dict(x=[1, 2, 3], seed=[0]), name="processes")
+print(table["value"].tolist(), table.attrs["computed"])
+'''
+
+
+def _runner(tmp_path, offset=10, comment="first", pause=0.0):
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER.format(offset=offset, comment=comment, pause=pause))
+    return script
+
+
+def _start(script, log, env):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, str(script), str(log)], env=env, stdout=subprocess.PIPE, text=True)
+
+
+def test_a_new_process_finds_the_results_and_an_edit_recomputes(sweep_cache, tmp_path):
+    import os
+
+    env = {**os.environ, "GENTOOLS_PROGRESS": "0"}
+    log = tmp_path / "calls.log"
+    outputs = []
+    for offset, comment in [(10, "first"), (10, "the comment changed"), (20, "the comment changed")]:
+        process = _start(_runner(tmp_path, offset, comment), log, env)
+        outputs.append(process.communicate(timeout=120)[0].strip())
+    assert outputs == ["[11, 12, 13] 3", "[11, 12, 13] 0", "[21, 22, 23] 3"]
+    assert len(log.read_text().split()) == 6
+
+
+def test_two_processes_running_the_same_sweep_compute_each_run_once(sweep_cache, tmp_path):
+    import os
+
+    env = {**os.environ, "GENTOOLS_PROGRESS": "0"}
+    log = tmp_path / "calls.log"
+    script = _runner(tmp_path, pause=1.0)
+    processes = [_start(script, log, env) for _ in range(2)]
+    outputs = [process.communicate(timeout=120)[0].split("]")[0] for process in processes]
+    assert outputs == ["[11, 12, 13", "[11, 12, 13"]
+    assert sorted(log.read_text().split()) == ["1", "2", "3"]  # each run once, whichever process took it
