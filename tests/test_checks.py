@@ -1,0 +1,161 @@
+"""Every exercise check accepts the right answer and rejects a stub and the mistake a student is most likely to
+make. The right answers here are written independently of the chapters' solution cells."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.tree import DecisionTreeClassifier
+from torch import nn
+
+import gentools as gt
+from gentools.claims import CheckFailed
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def rejects(check, *answers):
+    for answer in answers:
+        with pytest.raises(CheckFailed):
+            check(answer)
+
+
+def test_prediction_and_estimate():
+    gt.checks.prediction("lowers", "lowers", ("raises", "lowers"))
+    rejects(lambda a: gt.checks.prediction(a, "lowers", ("raises", "lowers")), "raises", "maybe", None)
+    gt.checks.estimate(0.33, 0.3, within=0.1)
+    rejects(lambda a: gt.checks.estimate(a, 0.3, within=0.1), 0.5, float("nan"), "0.3")
+
+
+def test_tree_gap():
+    data = gt.data.load("mnist1d")
+    x, y, x_test, y_test = (t.cpu().numpy() for t in (data.train.x, data.train.y, data.test.x, data.test.y))
+    tree = DecisionTreeClassifier(max_depth=5, random_state=0).fit(x, y)
+    gt.checks.tree_gap(tree.score(x, y) - tree.score(x_test, y_test))
+    full = DecisionTreeClassifier(random_state=0).fit(x, y)
+    rejects(gt.checks.tree_gap, tree.score(x_test, y_test) - tree.score(x, y),  # the sign turned round
+            full.score(x, y) - full.score(x_test, y_test), 0.0)                # the full tree; a placeholder
+
+
+def test_wilson():
+    def right(k, n, z=1.959963984540054):
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return centre - half, centre + half
+
+    def normal_approximation(k, n, z=1.96):
+        p = k / n
+        return p - z * np.sqrt(p * (1 - p) / n), p + z * np.sqrt(p * (1 - p) / n)
+
+    gt.checks.wilson(right)
+    rejects(gt.checks.wilson, stub, normal_approximation, lambda k, n: right(k, n, z=1.0))
+
+
+def test_k_fold_indices():
+    gt.checks.k_fold_indices(lambda n, k, seed=0: np.array_split(np.random.default_rng(seed).permutation(n), k))
+    rejects(gt.checks.k_fold_indices, stub,
+            lambda n, k, seed=0: np.array_split(np.arange(n), k),                       # not shuffled
+            lambda n, k, seed=0: [np.random.default_rng(seed).permutation(n)[i::k][:n // k] for i in range(k)],  # drops some
+            lambda n, k, seed=0: np.array_split(np.random.permutation(n), k))            # ignores the seed
+
+
+def test_best_degree_by_noise():
+    levels = [0.3, 0.6, 1.0, 2.0]
+    errors = {level: [gt.biasvar.polynomial_study(d, n=20, noise=level, repeats=200, seed=1).decomposition
+                      for d in range(16)] for level in levels}
+    gt.checks.best_degree_by_noise({level: int(np.argmin([e.measured for e in errors[level]])) for level in levels})
+    rejects(gt.checks.best_degree_by_noise,
+            {level: int(np.argmax([e.measured for e in errors[level]])) for level in levels},   # max for min
+            {level: int(np.argmin([e.variance for e in errors[level]])) for level in levels},  # the variance alone
+            {level: 3 for level in levels}, {0.3: 3})
+
+
+def test_variance_term():
+    gt.checks.variance_term(lambda predictions: float(predictions.var(dim=0, unbiased=True).mean()))
+    rejects(gt.checks.variance_term, stub,
+            lambda predictions: float(predictions.var(dim=0, unbiased=False).mean()),  # divides by R
+            lambda predictions: float(predictions.var(dim=1).mean()))                # across test points
+
+
+def test_dropconnect():
+    def right(layer, x, p):
+        keep = torch.rand(layer.weight.shape) >= p
+        return F.linear(x, layer.weight * keep / (1 - p), layer.bias)
+
+    def right_other_order(layer, x, p):  # another way of drawing the mask must pass too
+        mask = torch.bernoulli(torch.full_like(layer.weight, 1 - p))
+        return x @ (layer.weight * mask).T / (1 - p) + layer.bias
+
+    gt.checks.dropconnect(right)
+    gt.checks.dropconnect(right_other_order)
+    rejects(gt.checks.dropconnect, stub,
+            lambda layer, x, p: F.linear(x, layer.weight * (torch.rand_like(layer.weight) >= p), layer.bias),  # no 1/(1-p)
+            lambda layer, x, p: layer(F.dropout(x, p)),                                                          # drops inputs
+            lambda layer, x, p: F.dropout(layer(x) - layer.bias, p) + layer.bias,                                # drops units
+            lambda layer, x, p: layer(x))                                                                        # no mask
+
+
+def test_random_pixels():
+    def right(x, seed):
+        gen = torch.Generator().manual_seed(seed)
+        return torch.gather(x, 1, torch.argsort(torch.rand(x.shape, generator=gen), dim=1))
+
+    def shared_permutation(x, seed):  # the shuffled-pixels condition
+        return x[:, torch.randperm(x.shape[1], generator=torch.Generator().manual_seed(seed))]
+
+    def rows_shuffled(x, seed):
+        return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))]
+
+    gt.checks.random_pixels(right)
+    rejects(gt.checks.random_pixels, stub, shared_permutation, rows_shuffled,
+            lambda x, seed: torch.gather(x, 1, torch.argsort(torch.rand(x.shape), dim=1)))  # ignores the seed
+
+
+def test_min_norm_curve():
+    digits = gt.data.load("digits", test_fraction=0.4, seed=0)
+    train, test = digits.train.subset(slice(0, 60)), digits.test.subset(slice(0, 100))
+    counts = [10, 30, 60, 120, 400]
+
+    def curve(training, seed=0):
+        result = {}
+        for p in counts:
+            w = gt.linear.least_squares(gt.linear.random_relu_features(training.x, p, seed), F.one_hot(training.y, 10).double())
+            out = gt.linear.random_relu_features(test.x, p, seed) @ w
+            result[p] = float(((out - F.one_hot(test.y, 10).double()) ** 2).sum(1).mean())
+        return result
+
+    right = curve(train)
+    peak = max(right, key=right.get)
+    gt.checks.min_norm_curve(right, peak, counts, train, test)
+    half = curve(train.subset(slice(0, 30)))  # the original, smaller training set
+    with pytest.raises(CheckFailed):
+        gt.checks.min_norm_curve(half, max(half, key=half.get), counts, train, test)
+    with pytest.raises(CheckFailed):
+        gt.checks.min_norm_curve({}, 2 * 60, counts, train, test)  # the constant, without the curve
+    with pytest.raises(CheckFailed):
+        gt.checks.min_norm_curve(right, min(right, key=right.get), counts, train, test)
+
+
+def test_global_masks():
+    torch.manual_seed(0)
+    model = gt.models.MLP(40, [30, 20], 10)
+
+    def right(net, fraction):
+        weights = {name: layer.weight.detach().abs() for name, layer in gt.prune.layers(net).items()}
+        everything = torch.cat([w.flatten() for w in weights.values()])
+        threshold = everything.sort().values[round(fraction * everything.numel()) - 1]
+        return {name: (w > threshold).float() for name, w in weights.items()}
+
+    def layer_wise(net, fraction):
+        return gt.prune.magnitude_masks(net, fraction, scope="layer")
+
+    def keeps_smallest(net, fraction):
+        masks = right(net, 1 - fraction)
+        return {name: 1 - mask for name, mask in masks.items()}
+
+    gt.checks.global_masks(right, model)
+    for wrong in (stub, layer_wise, keeps_smallest):
+        with pytest.raises(CheckFailed):
+            gt.checks.global_masks(wrong, model)
