@@ -7,7 +7,7 @@ trained one by one, to floating-point tolerance. Each member may have its own tr
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -76,11 +76,13 @@ def _member_losses(out: Tensor, y: Tensor, loss: str, n_classes: int | None) -> 
 
 def fit_stacked(model: StackedMLP, x: Tensor, y: Tensor, *, epochs: int, optimizer: str = "adam", lr: float = 1e-3,
                 weight_decay: float = 0.0, momentum: float = 0.9, batch_size: int | None = None, loss: str = "mse",
-                n_classes: int | None = None, record: bool = False, progress: bool | None = None) -> Tensor | dict[str, Tensor]:
+                n_classes: int | None = None, record: bool = False, progress: bool | None = None,
+                on_epoch: Callable[[int, StackedMLP], None] | None = None) -> Tensor | dict[str, Tensor]:
     """Train every member on its own data x[i], y[i] (shapes (K, n, ...) and (K, n[, out]); use stack() for
     shared data). batch_size None means full batch. Returns each member's mean training loss in the last epoch;
     with record=True, the learning curves instead: {'loss': (epochs, K), 'acc': (epochs, K) for classes}, the
-    mean loss and accuracy over each epoch's mini-batches (measured while training, as most frameworks report)."""
+    mean loss and accuracy over each epoch's mini-batches (measured while training, as most frameworks report).
+    on_epoch(epoch, model), if given, runs after every epoch (for example to measure the test error now and then)."""
     k, n = x.shape[:2]
     if k != len(model) or y.shape[:2] != (k, n):
         raise ValueError(f"x and y must have shape (K={len(model)}, n, ...); got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -117,6 +119,8 @@ def fit_stacked(model: StackedMLP, x: Tensor, y: Tensor, *, epochs: int, optimiz
             curves["loss"].append(running / n)
             if n_classes:
                 curves["acc"].append(correct / n)
+        if on_epoch is not None:
+            on_epoch(epoch, model)
         if epoch == epochs or epoch % 50 == 0:  # a host read now and then, not every step
             if not torch.isfinite(running).all():
                 raise DivergedError(f"Training diverged by epoch {epoch} for members "

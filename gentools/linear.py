@@ -55,7 +55,7 @@ def rank_fraction(features: Tensor) -> float:
 
 
 def random_relu_features(x: Tensor, n_features: int, seed: int = 0) -> Tensor:
-    """Random ReLU features relu(x W / sqrt(d)) with Gaussian W (Belkin et al.'s random-features model),
+    """Random ReLU features relu(x W / sqrt(d)) with Gaussian W (a variant of Belkin et al.'s random Fourier features),
     in float64; the same seed gives the same W, so train and test features match."""
     x = x.reshape(len(x), -1).to(torch.float64)
     gen = torch.Generator().manual_seed(seed)

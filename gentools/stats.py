@@ -59,3 +59,21 @@ def interpolation_peak(x, train_error, test_error, zero: float = 1e-9) -> dict[s
     top = low + int(np.argmax(test_error[low:]))
     return {"threshold": float(x[at]), "first_min_x": float(x[low]), "first_min": float(test_error[low]),
             "peak_x": float(x[top]), "peak": float(test_error[top]), "last": float(test_error[-1])}
+
+
+def welch_p(a, b, alternative: str = "two-sided") -> float:
+    """p-value of Welch's t-test (unequal variances) that measurements `a` (seeds) and `b` have equal means;
+    alternative 'greater' tests mean(a) > mean(b). Identical samples (zero spread) give 1."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.std() == 0 and b.std() == 0:  # no spread: the difference is exact (scipy would return NaN)
+        differs = {"two-sided": a.mean() != b.mean(), "greater": a.mean() > b.mean(), "less": a.mean() < b.mean()}
+        return 0.0 if differs[alternative] else 1.0
+    return float(_scipy.ttest_ind(a, b, equal_var=False, alternative=alternative).pvalue)
+
+
+def welch_verdict(a, b, alpha: float = 0.05) -> str:
+    """'better', 'worse' or 'within noise': how the mean of `a` compares with the mean of `b`, by a two-sided
+    Welch test at level `alpha`. With a few seeds the test is weak: 'within noise' means not shown to differ."""
+    if not welch_p(a, b) < alpha:
+        return "within noise"
+    return "better" if np.mean(a) > np.mean(b) else "worse"

@@ -80,3 +80,13 @@ def test_plots_label_their_axes(small_mnist1d):
     ax = gt.plots.bar_compare(["a", "b"], [0.3, 0.6], [0.32, 0.68])
     assert ax.get_ylabel() == "test accuracy" and len(ax.patches) == 4
     plt.close("all")
+
+
+def test_welch_verdicts():
+    base = [0.60, 0.61, 0.59]
+    assert gt.stats.welch_verdict([0.70, 0.71, 0.69], base) == "better"
+    assert gt.stats.welch_verdict([0.50, 0.51, 0.49], base) == "worse"
+    assert gt.stats.welch_verdict([0.62, 0.58, 0.61], base) == "within noise"
+    assert gt.stats.welch_p([0.7, 0.7], [0.6, 0.6]) == 0.0 and gt.stats.welch_p([0.6, 0.6], [0.6, 0.6]) == 1.0
+    assert gt.stats.welch_p([0.70, 0.72, 0.69], base, alternative="greater") < 0.01
+    assert gt.stats.welch_p([0.70, 0.72, 0.69], base, alternative="less") > 0.99

@@ -67,3 +67,11 @@ def test_recorded_curves_match_the_final_loss(small_mnist1d):
     assert curves["loss"].shape == curves["acc"].shape == (4, k)
     torch.testing.assert_close(curves["loss"][-1], final.cpu())
     assert curves["loss"][-1].lt(curves["loss"][0]).all() and curves["acc"][-1].gt(curves["acc"][0]).all()
+
+
+def test_on_epoch_runs_after_every_epoch_with_the_model(small_mnist1d):
+    model = StackedMLP(40, [8], 10, seeds=[0, 1])
+    seen = []
+    fit_stacked(model, stack(small_mnist1d.train.x, 2), stack(small_mnist1d.train.y, 2), epochs=3, loss="cross_entropy",
+                n_classes=10, batch_size=100, on_epoch=lambda epoch, net: seen.append((epoch, net is model)))
+    assert seen == [(1, True), (2, True), (3, True)]
