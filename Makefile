@@ -3,8 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCALE  ?= book
+# Seconds one notebook cell may run, in nbval and in the book build of the tests: a tiny-scale cell takes about a
+# minute at most, so a stalled kernel fails in minutes, naming its notebook and cell, instead of using up CI.
+CELL_TIMEOUT ?= 300
+# One PyTorch thread per process everywhere: with two OpenMP threads, any other load on a 2-core machine makes the
+# threads spin against it (chapter 1 went from 37 s to over 300 s); one thread costs about 10% and never stalls.
+export OMP_NUM_THREADS ?= 1
 
-.PHONY: book test browser bench clean strip
+.PHONY: book test lab dist browser bench clean strip
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +23,21 @@ book: $(BIN)/.installed  ## build the website, every chapter executed at GENTOOL
 	GENTOOLS_SCALE=$(SCALE) $(BIN)/jupyter-book build . -W --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
+# Every test run trains from scratch (a fresh cache); the book build of the tests then reuses the notebooks' sweeps.
 test: $(BIN)/.installed browser  ## unit tests, notebooks at the tiny scale, the book built at the tiny scale, the website in a browser
-	rm -rf _build/test-cache   # every test run trains from scratch; the book build then reuses the notebooks' sweeps
-	# One thread per process: with two OpenMP threads, any other load on a 2-core machine makes PyTorch's threads
-	# spin against it (chapter 1 went from 37 s to over 300 s); one thread costs about 10% and never stalls.
-	OMP_NUM_THREADS=1 GENTOOLS_SCALE=tiny GENTOOLS_CACHE=$(CURDIR)/_build/test-cache $(BIN)/python -m pytest notebooks tests --nbval-lax --nbval-cell-timeout=300 --durations=10
+	rm -rf _build/test-cache
+	GENTOOLS_SCALE=tiny GENTOOLS_CACHE=$(CURDIR)/_build/test-cache GENTOOLS_CELL_TIMEOUT=$(CELL_TIMEOUT) \
+		$(BIN)/python -m pytest notebooks tests --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) --durations=10
 
-browser:  ## Debian's Chromium for the website test, installed when missing and apt is ours to use; else the test skips
+lab: $(BIN)/.installed  ## JupyterLab on the notebooks, at GENTOOLS_SCALE=$(SCALE)
+	GENTOOLS_SCALE=$(SCALE) $(BIN)/jupyter lab notebooks/
+
+dist: $(BIN)/.installed  ## a wheel of gentools in dist/, to install where the repository is not (for example on Colab)
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls dist/*.whl
+
+# Debian's Chromium for the website test, installed when missing and apt is ours to use; otherwise the test skips.
+browser:
 	@command -v chromium >/dev/null || [ -n "$$CHROMIUM" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } \
 		&& echo "installed Debian's chromium for tests/test_website.py"; } || echo "no Chromium: tests/test_website.py will skip"
@@ -36,4 +50,4 @@ strip: $(BIN)/.installed  ## strip outputs from the notebooks before committing
 	$(BIN)/nbstripout notebooks/*.ipynb
 
 clean:
-	rm -rf _build
+	rm -rf _build dist

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import random
 
@@ -33,7 +34,9 @@ def device() -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (all devices), so the same seed gives the same numbers."""
+    """Seed Python, NumPy and PyTorch (all devices), so the same seed gives the same numbers. Any integer will do,
+    a NumPy one included."""
+    seed = operator.index(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -63,6 +63,9 @@ class _Walker:
             self.text("module", value.__name__)
         elif isinstance(value, (types.FunctionType, types.MethodType, functools.partial, type)):
             self.callable(value, where)
+        elif callable(value) and _is_library(sys.modules.get(getattr(value, "__module__", None) or "")):
+            module = getattr(value, "__module__")  # a built-in or compiled library function: len, np.mean, torch.relu
+            self.text("library", module, getattr(value, "__qualname__", getattr(value, "__name__", "")), _version(module))
         elif isinstance(value, (list, tuple)):
             self.text(type(value).__name__, len(value))
             for i, item in enumerate(value):
@@ -104,6 +107,9 @@ class _Walker:
             self.feed(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
         elif type(value).__module__ == "builtins" and isinstance(value, (range, slice)):
             self.text(repr(value))
+        elif hasattr(value, "__dict__") and _is_own(sys.modules.get(type(value).__module__)):
+            self.callable(type(value), f"the class of {where}")  # an object of gentools or of the notebook: its class
+            self.value(dict(vars(value)), f"the attributes of {where}")  # and its attributes
         else:
             raise Unfingerprintable(f"{where} is a {type(value).__module__}.{type(value).__qualname__}, whose content "
                                     "gentools cannot hash")
@@ -194,6 +200,11 @@ def _globals_read(code: types.CodeType) -> set[str]:
 
 def _is_gentools(module: types.ModuleType | None) -> bool:
     return module is not None and (module.__name__ == "gentools" or module.__name__.startswith("gentools."))
+
+
+def _is_own(module: types.ModuleType | None) -> bool:
+    """gentools, the notebook, or the project's own modules: code whose objects we may read attribute by attribute."""
+    return _is_gentools(module) or (module is not None and not _is_library(module))
 
 
 def _is_library(module: types.ModuleType | None) -> bool:

@@ -1,6 +1,7 @@
 """Shared fixtures: every test runs at the tiny scale, on the CPU, with its own cache folder; the book is built
 once a session at the tiny scale for the tests that read it."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,12 @@ matplotlib.use("Agg")
 OUTER_CACHE = os.environ.get("GENTOOLS_CACHE")  # the cache `make test` gives the notebooks, before tests override it
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
-CELL_TIMEOUT_S = 300  # a tiny-scale cell takes at most about a minute; a stalled kernel fails in minutes, not hours
+CELL_TIMEOUT_S = int(os.environ.get("GENTOOLS_CELL_TIMEOUT", 300))  # set by the Makefile's CELL_TIMEOUT, as for nbval
 
 
-def build_book(source: Path, output: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Build `source` with its own _config.yml, but with the tiny-scale cell timeout."""
+def build_book(source: Path, output: Path, env: dict[str, str], limit_s: int = 1500) -> subprocess.CompletedProcess:
+    """Build `source` with its own _config.yml, but with the tests' cell timeout. If the whole build overruns
+    `limit_s`, it is stopped and the failure names the notebook that was executing."""
     config = yaml.safe_load((source / "_config.yml").read_text())
     config["execute"]["timeout"] = CELL_TIMEOUT_S
     extensions = config.get("sphinx", {}).get("local_extensions") or {}
@@ -29,7 +31,19 @@ def build_book(source: Path, output: Path, env: dict[str, str]) -> subprocess.Co
     config_path.write_text(yaml.safe_dump(config))
     command = [str(JUPYTER_BOOK), "build", str(source), "--path-output", str(output), "--config", str(config_path),
                "-W", "--keep-going"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1500, env=env)
+    log_path = output / "build.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        try:
+            process.wait(timeout=limit_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+            executing = re.findall(r"Executing notebook using local CWD \[mystnb\]: (\S+)", log_path.read_text())
+            pytest.fail(f"the book build overran {limit_s} s while executing {executing[-1] if executing else 'no notebook yet'}; "
+                        f"its log: {log_path}")
+    text = log_path.read_text()
+    return subprocess.CompletedProcess(command, process.returncode, stdout=text, stderr="")
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,9 @@ def test_the_book_builds_with_every_chapter_executed(built_book):
         assert figures >= 1 and chapter.count("<img") >= figures, notebook.name  # every figure made it onto the page
         assert 'href="../book/bibliography.html#' in chapter, notebook.name  # citations resolve to the bibliography
     assert "Scaling down deep learning with MNIST-1D" in (html / "book" / "bibliography.html").read_text()
+    claims_page = (html / "book" / "claims.html").read_text()  # every chapter's claims, with their numbers
+    assert all(f'href="../notebooks/{notebook.stem}.html"' in claims_page for notebook in (ROOT / "notebooks").glob("*.ipynb"))
+    assert "at the <code>tiny</code> scale" in claims_page and "✘" not in claims_page
     statistics = (html / "book" / "execution.html").read_text()
     assert all(notebook.stem in statistics for notebook in (ROOT / "notebooks").glob("*.ipynb"))  # every chapter's run time
 

@@ -230,3 +230,19 @@ def test_two_processes_running_the_same_sweep_compute_each_run_once(sweep_cache,
     outputs = [process.communicate(timeout=120)[0].split("]")[0] for process in processes]
     assert outputs == ["[11, 12, 13", "[11, 12, 13"]
     assert sorted(log.read_text().split()) == ["1", "2", "3"]  # each run once, whichever process took it
+
+
+def test_library_functions_and_gentools_objects_have_fingerprints(sweep_cache):
+    import numpy as np
+
+    stopper = gt.EarlyStopping("valid_acc", patience=3, mode="max")
+    summary = np.mean
+
+    def run(seed):
+        _record.calls.append(seed)
+        return {"patience": stopper.patience, "mean": float(summary([seed, 1]))}
+
+    gt.sweep(run, grid=dict(seed=[0]), name="objects")
+    assert gt.sweep(run, grid=dict(seed=[0]), name="objects").attrs["cached"] == 1
+    stopper.patience = 5  # an attribute the run reads
+    assert gt.sweep(run, grid=dict(seed=[0]), name="objects").attrs["computed"] == 1

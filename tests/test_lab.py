@@ -1,0 +1,57 @@
+"""The README's way to work through a chapter: JupyterLab from the project's environment starts, serves the
+notebooks folder, and opens a chapter (started headless on a free local port, then stopped)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+JUPYTER = Path(sys.executable).with_name("jupyter")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_jupyter_lab_serves_a_chapter(tmp_path):
+    if not JUPYTER.exists():
+        pytest.skip(f"jupyter is not installed next to {sys.executable}; run `make test`")
+    port, token = free_port(), "gentools-test"
+    command = [str(JUPYTER), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={ROOT}", "--ServerApp.open_browser=False", "--allow-root"]
+    log = (tmp_path / "lab.log").open("w")
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path)}  # no user configuration
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/lab?token={token}", timeout=5) as page:
+                    assert page.status == 200 and "JupyterLab" in page.read().decode()
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "JupyterLab did not answer within 90 s"
+                time.sleep(1)
+        with urllib.request.urlopen(f"{base}/api/contents/notebooks/01_generalization.ipynb?token={token}", timeout=10) as reply:
+            notebook = json.loads(reply.read())
+        assert notebook["type"] == "notebook" and notebook["content"]["cells"]
+        with urllib.request.urlopen(f"{base}/api/kernelspecs?token={token}", timeout=10) as reply:
+            assert "python3" in json.loads(reply.read())["kernelspecs"]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
