@@ -136,16 +136,16 @@ def variance_term(fn: Callable[[torch.Tensor], float]) -> None:
     for degree in (1, 6):
         study = polynomial_study(degree, n=20, noise=0.5, repeats=30, seed=7)
         _require(np.isclose(float(_call(fn, study.predictions)), study.decomposition.variance, rtol=1e-9),
-              "take the variance over the first dimension (models, with R - 1 in the denominator), then the mean over test points")
+                 "take the variance over the first dimension (models, with R - 1 in the denominator), then the mean over test points")
 
 
 @_exercise
 def best_degree_by_noise(best: Mapping[float, int]) -> None:
     """The degree with the lowest measured test error at each noise level (fixed numbers)."""
     _require(isinstance(best, Mapping) and sorted(best) == [0.3, 0.6, 1.0, 2.0],
-          "best_by_noise must be a dict with the keys 0.3, 0.6, 1.0 and 2.0")
+             "best_by_noise must be a dict with the keys 0.3, 0.6, 1.0 and 2.0")
     _require(all(isinstance(v, (int, np.integer)) and 0 <= v <= 15 for v in best.values()),
-          "each value must be a degree: a whole number from 0 to 15")
+             "each value must be a degree: a whole number from 0 to 15")
     _matches({str(k): int(v) for k, v in best.items()}, "best_degree_by_noise",
              "for each noise level, keep the degree whose .decomposition.measured is smallest")
 
@@ -172,9 +172,9 @@ def dropconnect(fn: Callable[[nn.Linear, torch.Tensor, float], torch.Tensor]) ->
         ones.bias.fill_(0.0)
         units = torch.stack([_call(fn, ones, torch.ones(1, 5), 0.5)[0] for _ in range(200)])
         _require((units != units[:, :1]).any(1).float().mean() > 0.9,
-              "drop weights, not inputs: units that read the same input must each get their own mask")
+                 "drop weights, not inputs: units that read the same input must each get their own mask")
         _require(len(torch.unique(units)) >= 4,
-              "drop single weights, not whole units: a unit's output must be able to lose some of its inputs only")
+                 "drop single weights, not whole units: a unit's output must be able to lose some of its inputs only")
 
 
 # --- chapter 4 -----------------------------------------------------------------------------------------------
@@ -187,12 +187,12 @@ def random_pixels(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     _require(tuple(out.shape) == (50, 40), f"return a tensor of the input's shape (50, 40), not {tuple(out.shape)}")
     _require(torch.equal(out.sort(dim=1).values, rows), "each row must keep exactly its own values, only reordered")
     _require(len({tuple(row.tolist()) for row in out}) == 50,
-          "every row needs its own permutation: one permutation shared by all rows is 'shuffled pixels'")
+             "every row needs its own permutation: one permutation shared by all rows is 'shuffled pixels'")
     data = torch.randn(30, 12, generator=generator(1))
     mixed = _call(fn, data, 0)
     _require(torch.equal(mixed.sort(dim=1).values, data.sort(dim=1).values), "permute within each row, never across rows")
     _require(torch.equal(_call(fn, data, 0), mixed) and not torch.equal(_call(fn, data, 1), mixed),
-          "the same seed must give the same permutations, another seed other ones")
+             "the same seed must give the same permutations, another seed other ones")
 
 
 # --- chapter 5 -----------------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def min_norm_curve(mse_by_p: Mapping[int, float], peak_at: int, counts, train, t
     from .linear import least_squares, random_relu_features
 
     _require(isinstance(mse_by_p, Mapping) and sorted(int(p) for p in mse_by_p) == sorted(int(p) for p in counts),
-          "mse_by_p must map every number of features in `counts` to a test MSE")
+             "mse_by_p must map every number of features in `counts` to a test MSE")
     _require(int(peak_at) == max(mse_by_p, key=mse_by_p.get), "peak_at must be the p with the largest test MSE in mse_by_p")
     ordered = sorted(mse_by_p)
     targets_train, targets_test = F.one_hot(train.y, 10).double(), F.one_hot(test.y, 10).double()
@@ -212,8 +212,8 @@ def min_norm_curve(mse_by_p: Mapping[int, float], peak_at: int, counts, train, t
         weights = least_squares(random_relu_features(train.x, int(p), 0), targets_train)
         reference = float(((random_relu_features(test.x, int(p), 0) @ weights - targets_test) ** 2).sum(1).mean())
         _require(np.isclose(mse_by_p[p], reference, rtol=1e-6),
-              f"the test MSE at p = {p} is not the minimum-norm read-out's on the doubled training set: use `bigger` "
-              "for training, `test` for testing, and feature seed 0")
+                 f"the test MSE at p = {p} is not the minimum-norm read-out's on the doubled training set: use `bigger` "
+                 "for training, `test` for testing, and feature seed 0")
 
 
 # --- chapter 6 -----------------------------------------------------------------------------------------------
@@ -231,4 +231,4 @@ def global_masks(fn: Callable[[nn.Module, float], dict[str, torch.Tensor]], mode
     magnitude = torch.cat([layer.weight.detach().abs().flatten() for layer in found.values()])
     _require(abs(kept.float().mean().item() - 0.2) < 1e-3, "remove 80% of all the weights, so that 20% remain overall")
     _require(magnitude[kept].min() >= magnitude[~kept].max(),
-          "every weight kept must be at least as large in magnitude as every weight removed, across all layers at once")
+             "every weight kept must be at least as large in magnitude as every weight removed, across all layers at once")
