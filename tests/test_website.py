@@ -101,6 +101,19 @@ def test_page_renders_offline(site, browser, page_path):
     assert "$$" not in text, f"{page_path}: raw $$ left in the text"
     assert "Claim(" not in text, f"{page_path}: a raw Claim object is shown where its sentence belongs"
 
+    # one search field in sight, and the sidebar's title not covered by anything
+    searches = page.eval_on_selector_all(".search-button-field", "fields => fields.filter(f => f.offsetParent !== null).length")
+    assert searches == 1, f"{page_path}: {searches} search fields in sight"
+    title = page.locator(".bd-sidebar-primary .navbar-brand").first
+    title.evaluate("t => { for (let e = t; e; e = e.parentElement) e.scrollTop = 0; }")  # the sidebar scrolls to the page's entry
+    box = title.bounding_box()
+    assert box is not None and box["y"] >= 0, f"{page_path}: the sidebar's title is off the page"
+    uncovered = page.evaluate("""([x, y]) => {
+        const title = document.querySelector('.bd-sidebar-primary .navbar-brand');
+        return title.contains(document.elementFromPoint(x, y));
+    }""", [box["x"] + box["width"] / 2, box["y"] + 2])
+    assert uncovered, f"{page_path}: something covers the top of the sidebar's title"
+
     if page_path.startswith("notebooks/"):
         page.wait_for_function("() => [...document.images].every(image => image.complete)")
         rendered = page.eval_on_selector_all("main .cell_output img", "images => images.filter(i => i.naturalWidth > 0).length")
