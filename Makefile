@@ -45,6 +45,7 @@ browser:
 bench: $(BIN)/.installed  ## speed benchmarks; they print their figures
 	$(BIN)/python bench/fit_speed.py
 	$(BIN)/python bench/ensemble_speed.py
+	$(BIN)/python bench/sweep_parallel.py
 
 strip: $(BIN)/.installed  ## strip outputs from the notebooks before committing
 	$(BIN)/nbstripout notebooks/*.ipynb

@@ -7,12 +7,12 @@ from .claims import check, check_close, claim
 from .config import pick, scale
 from .device import seed_everything
 from .setup import setup
-from .sweep import sweep
+from .sweep import SweepIncomplete, sweep
 from .train import EarlyStopping, History, evaluate, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EarlyStopping", "History", "biasvar", "check", "check_close", "checks", "claim", "config", "data", "device", "ensemble",
-    "evaluate", "fit", "linear", "models", "pick", "plots", "prune", "regularize", "scale", "seed_everything", "setup", "stats", "sweep", "train",
+    "evaluate", "fit", "linear", "models", "pick", "plots", "prune", "regularize", "scale", "seed_everything", "setup", "stats", "sweep", "SweepIncomplete", "train",
 ]

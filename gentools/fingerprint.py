@@ -32,10 +32,10 @@ class Unfingerprintable(TypeError):
     """A value a run depends on has no stable content hash."""
 
 
-def of(fn: Callable) -> str:
-    """The fingerprint of a run function and everything it reads, as a hex string."""
+def of(value: Any, what: str = "the run function") -> str:
+    """The fingerprint of a value (a run function and everything it reads, its fixed arguments), as a hex string."""
     sha = hashlib.sha256()
-    _Walker(sha.update).value(fn, "the run function")
+    _Walker(sha.update).value(value, what)
     return sha.hexdigest()[:20]
 
 
