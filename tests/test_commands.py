@@ -1,5 +1,6 @@
-"""The README's way to work through a chapter: JupyterLab from the project's environment starts, serves the
-notebooks folder, and opens a chapter (started headless on a free local port, then stopped)."""
+"""The README's commands beyond `make test` itself: JupyterLab from the project's environment starts, serves the
+notebooks folder and opens a chapter (headless, on a free local port, then stopped); `make dist` builds a wheel
+that installs a complete gentools (the Colab route)."""
 import json
 import os
 import socket
@@ -55,3 +56,19 @@ def test_jupyter_lab_serves_a_chapter(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def test_make_dist_builds_a_wheel_that_installs_gentools(tmp_path):
+    if not JUPYTER.exists():
+        pytest.skip(f"the project's environment is not next to {sys.executable}; run `make test`")
+    result = subprocess.run(["make", "-s", "-C", str(ROOT), "dist"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    wheel = sorted((ROOT / "dist").glob("gentools-*.whl"))[-1]
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, timeout=300)
+    modules = {path.name for path in (target / "gentools").glob("*.py")}
+    assert modules == {path.name for path in (ROOT / "gentools").glob("*.py")}, "the wheel lacks modules"
+    probe = subprocess.run([sys.executable, "-c", "import gentools, sys; print(gentools.__file__)"], capture_output=True,
+                           text=True, env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path, timeout=120)
+    assert probe.returncode == 0 and str(target) in probe.stdout, probe.stderr

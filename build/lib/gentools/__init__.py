@@ -1,0 +1,18 @@
+"""gentools: the helper package behind the course on generalization in deep learning.
+
+`import gentools as gt`, then gt.setup(), gt.data.load(...), gt.fit(...), gt.sweep(...), gt.claim(...).
+"""
+from . import biasvar, checks, config, data, device, ensemble, fingerprint, linear, models, plots, prune, regularize, stats, train
+from .claims import check, check_close, claim
+from .config import pick, scale
+from .device import seed_everything
+from .setup import setup
+from .sweep import SweepIncomplete, sweep
+from .train import EarlyStopping, History, evaluate, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EarlyStopping", "History", "biasvar", "check", "check_close", "checks", "claim", "config", "data", "device", "ensemble",
+    "evaluate", "fit", "linear", "models", "pick", "plots", "prune", "regularize", "scale", "seed_everything", "setup", "stats", "sweep", "SweepIncomplete", "train",
+]

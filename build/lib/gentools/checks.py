@@ -1,0 +1,234 @@
+"""Checks for the chapters' exercises, one function an exercise: `gt.checks.dropconnect(my_dropconnect)`.
+
+A check tests an answer by its properties, or against a reference that is not the solution in view: a gentools
+function, or the digest of a number fixed when the chapter was written (which rejects a wrong number without
+printing the right one). tests/test_checks.py shows each check accepting the right answer and rejecting a stub and
+the mistake a student is most likely to make.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .claims import CheckFailed
+from .device import generator
+
+# Digests of answers that are fixed numbers of a deterministic computation (see digest()).
+ANSWERS = {
+    "tree_gap": "bc06cdfb91969f0e",
+    "best_degree_by_noise": "c732088413b8f88c",
+}
+
+
+def digest(value: Any, decimals: int = 4) -> str:
+    """A short hash of a number (rounded), or of a structure of numbers and strings."""
+
+    def canonical(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            return sorted((str(key), canonical(v)) for key, v in item.items())
+        if isinstance(item, (list, tuple)):
+            return [canonical(v) for v in item]
+        if isinstance(item, (bool, np.bool_)):
+            return bool(item)
+        if isinstance(item, (int, np.integer)):
+            return int(item)
+        if isinstance(item, (float, np.floating)) or hasattr(item, "item"):
+            return round(float(item), decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
+        return str(item)
+
+    return hashlib.sha256(json.dumps(canonical(value)).encode()).hexdigest()[:16]
+
+
+def _exercise(check: Callable[..., None]) -> Callable[..., None]:
+    """A check says '✔ correct' once, when every part of it passed."""
+
+    @functools.wraps(check)
+    def checked(*args: Any, **kwargs: Any) -> None:
+        check(*args, **kwargs)
+        print("✔ correct")
+
+    return checked
+
+
+def _require(condition: Any, hint: str) -> None:
+    if not bool(condition):
+        raise CheckFailed(f"Not yet: {hint}")
+
+
+def _matches(value: Any, name: str, hint: str, decimals: int = 4) -> None:
+    """Accuracies on 1000 or 4000 examples have at most 5 decimals: rounding them there is exact."""
+    _require(digest(value, decimals) == ANSWERS[name], hint)
+
+
+def _call(fn: Callable, *args: Any) -> Any:
+    """Run the student's function; a stub's NotImplementedError becomes a plain 'not yet'."""
+    try:
+        return fn(*args)
+    except NotImplementedError as error:
+        raise CheckFailed("Not yet: the function still raises NotImplementedError; replace the stub with your code.") from error
+
+
+# --- predictions: compared with what the chapter then measures ----------------------------------------------
+
+@_exercise
+def prediction(answer: Any, measured: Any, choices: tuple) -> None:
+    """A predict-then-run question answered by one of `choices`, compared with the measured outcome."""
+    _require(answer in choices, f"answer with one of {', '.join(map(repr, choices))}")
+    _require(answer == measured, "the run above says otherwise: look at the measured numbers and think about why")
+
+
+@_exercise
+def estimate(answer: float, measured: float, within: float) -> None:
+    """A predicted number, compared with the measured one to within `within`."""
+    _require(isinstance(answer, (int, float, np.number)) and np.isfinite(answer), "answer with a number")
+    _require(abs(answer - measured) <= within, f"your estimate is more than {within:g} away from what the run measured")
+
+
+# --- chapter 1 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def tree_gap(gap: float) -> None:
+    """The generalization gap of a depth-5 tree on the reference MNIST-1D (a fixed number)."""
+    _matches(gap, "tree_gap", decimals=5, hint="train DecisionTreeClassifier(max_depth=5, random_state=0) on (x, y), then subtract "
+             "its accuracy on (x_test, y_test) from its accuracy on (x, y)")
+
+
+@_exercise
+def wilson(fn: Callable[[int, int], tuple[float, float]]) -> None:
+    """fn(k, n): the 95% Wilson score interval, against gt.stats.wilson_interval."""
+    from .stats import wilson_interval
+
+    cases = [(0, 10), (3, 10), (650, 1000), (999, 1000), (5000, 10000)]
+    mine = np.array([_call(fn, k, n) for k, n in cases], dtype=float)
+    reference = np.array([wilson_interval(k, n) for k, n in cases])
+    _require(mine.shape == reference.shape, "return the interval as a pair (low, high)")
+    _require(np.allclose(mine, reference, rtol=1e-6, atol=1e-9), "compare your formula term by term with the one above")
+
+
+@_exercise
+def k_fold_indices(fn: Callable[[int, int, int], list]) -> None:
+    """fn(n, k, seed): k disjoint, shuffled folds covering range(n), sizes within one."""
+    folds = _call(fn, 103, 5, 1)
+    _require(len(folds) == 5, "return exactly k folds")
+    joined = np.concatenate([np.asarray(fold) for fold in folds])
+    _require(sorted(joined.tolist()) == list(range(103)), "every index must appear in exactly one fold")
+    _require(max(map(len, folds)) - min(map(len, folds)) <= 1, "fold sizes may differ by at most one")
+    _require(not np.array_equal(joined, np.arange(103)), "shuffle the indices before cutting them into folds")
+    again = np.concatenate([np.asarray(fold) for fold in _call(fn, 103, 5, 1)])
+    _require(np.array_equal(joined, again), "the same seed must give the same folds")
+
+
+# --- chapter 2 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def variance_term(fn: Callable[[torch.Tensor], float]) -> None:
+    """fn(predictions): the variance across models (unbiased), averaged over test points, against gt.biasvar."""
+    from .biasvar import polynomial_study
+
+    for degree in (1, 6):
+        study = polynomial_study(degree, n=20, noise=0.5, repeats=30, seed=7)
+        _require(np.isclose(float(_call(fn, study.predictions)), study.decomposition.variance, rtol=1e-9),
+                 "take the variance over the first dimension (models, with R - 1 in the denominator), then the mean over test points")
+
+
+@_exercise
+def best_degree_by_noise(best: Mapping[float, int]) -> None:
+    """The degree with the lowest measured test error at each noise level (fixed numbers)."""
+    _require(isinstance(best, Mapping) and sorted(best) == [0.3, 0.6, 1.0, 2.0],
+             "best_by_noise must be a dict with the keys 0.3, 0.6, 1.0 and 2.0")
+    _require(all(isinstance(v, (int, np.integer)) and 0 <= v <= 15 for v in best.values()),
+             "each value must be a degree: a whole number from 0 to 15")
+    _matches({str(k): int(v) for k, v in best.items()}, "best_degree_by_noise",
+             "for each noise level, keep the degree whose .decomposition.measured is smallest")
+
+
+# --- chapter 3 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def dropconnect(fn: Callable[[nn.Linear, torch.Tensor, float], torch.Tensor]) -> None:
+    """fn(layer, x, p): a linear layer's training-mode output with DropConnect, tested by its properties: unbiased,
+    random, masking weights (not inputs) independently, and the plain layer at p = 0."""
+    torch.manual_seed(12345)
+    layer = nn.Linear(6, 4)
+    x = torch.randn(3, 6)
+    with torch.no_grad():
+        out = _call(fn, layer, x, 0.0)
+        _require(tuple(out.shape) == (3, 4), f"the output must have shape (3, 4) for 3 inputs and 4 units, not {tuple(out.shape)}")
+        _require(torch.allclose(out, layer(x), atol=1e-6), "with p = 0 nothing is dropped: the output is layer(x)")
+        draws = torch.stack([_call(fn, layer, x, 0.5) for _ in range(4000)])
+        _require(draws.std(0).min() > 0.01, "with p = 0.5 the output must change from call to call (a fresh mask each time)")
+        error = (draws.mean(0) - layer(x)).abs().max() / (draws.std(0).max() / np.sqrt(len(draws)))
+        _require(error < 5, "on average the output must equal layer(x): scale the kept weights by 1 / (1 - p)")
+        ones = nn.Linear(5, 8)  # 8 units that read the same 5 inputs with weights 1
+        ones.weight.fill_(1.0)
+        ones.bias.fill_(0.0)
+        units = torch.stack([_call(fn, ones, torch.ones(1, 5), 0.5)[0] for _ in range(200)])
+        _require((units != units[:, :1]).any(1).float().mean() > 0.9,
+                 "drop weights, not inputs: units that read the same input must each get their own mask")
+        _require(len(torch.unique(units)) >= 4,
+                 "drop single weights, not whole units: a unit's output must be able to lose some of its inputs only")
+
+
+# --- chapter 4 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def random_pixels(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
+    """fn(x, seed): each row of x permuted by its own random permutation."""
+    rows = torch.arange(40.0).repeat(50, 1)  # 50 identical rows: what comes back shows the permutations
+    out = _call(fn, rows, 0)
+    _require(tuple(out.shape) == (50, 40), f"return a tensor of the input's shape (50, 40), not {tuple(out.shape)}")
+    _require(torch.equal(out.sort(dim=1).values, rows), "each row must keep exactly its own values, only reordered")
+    _require(len({tuple(row.tolist()) for row in out}) == 50,
+             "every row needs its own permutation: one permutation shared by all rows is 'shuffled pixels'")
+    data = torch.randn(30, 12, generator=generator(1))
+    mixed = _call(fn, data, 0)
+    _require(torch.equal(mixed.sort(dim=1).values, data.sort(dim=1).values), "permute within each row, never across rows")
+    _require(torch.equal(_call(fn, data, 0), mixed) and not torch.equal(_call(fn, data, 1), mixed),
+             "the same seed must give the same permutations, another seed other ones")
+
+
+# --- chapter 5 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def min_norm_curve(mse_by_p: Mapping[int, float], peak_at: int, counts, train, test) -> None:
+    """Test MSE of the minimum-norm read-out on p random ReLU features (seed 0) of `train`, for every p in
+    `counts`, and the p where it is largest; spot-checked against gentools on three of the counts."""
+    from .linear import least_squares, random_relu_features
+
+    _require(isinstance(mse_by_p, Mapping) and sorted(int(p) for p in mse_by_p) == sorted(int(p) for p in counts),
+             "mse_by_p must map every number of features in `counts` to a test MSE")
+    _require(int(peak_at) == max(mse_by_p, key=mse_by_p.get), "peak_at must be the p with the largest test MSE in mse_by_p")
+    ordered = sorted(mse_by_p)
+    targets_train, targets_test = F.one_hot(train.y, 10).double(), F.one_hot(test.y, 10).double()
+    for p in {peak_at, ordered[0], ordered[len(ordered) // 2]}:
+        weights = least_squares(random_relu_features(train.x, int(p), 0), targets_train)
+        reference = float(((random_relu_features(test.x, int(p), 0) @ weights - targets_test) ** 2).sum(1).mean())
+        _require(np.isclose(mse_by_p[p], reference, rtol=1e-6),
+                 f"the test MSE at p = {p} is not the minimum-norm read-out's on the doubled training set: use `bigger` "
+                 "for training, `test` for testing, and feature seed 0")
+
+
+# --- chapter 6 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def global_masks(fn: Callable[[nn.Module, float], dict[str, torch.Tensor]], model: nn.Module) -> None:
+    """fn(model, fraction): masks removing `fraction` of all prunable weights at once, smallest magnitudes first."""
+    from .prune import layers
+
+    found = layers(model)
+    masks = _call(fn, model, 0.8)
+    _require(isinstance(masks, Mapping) and set(masks) == set(found), f"return one mask for each layer: {sorted(found)}")
+    _require(all(masks[name].shape == layer.weight.shape for name, layer in found.items()), "each mask has its layer's weight shape")
+    kept = torch.cat([masks[name].flatten().bool() for name in found])
+    magnitude = torch.cat([layer.weight.detach().abs().flatten() for layer in found.values()])
+    _require(abs(kept.float().mean().item() - 0.2) < 1e-3, "remove 80% of all the weights, so that 20% remain overall")
+    _require(magnitude[kept].min() >= magnitude[~kept].max(),
+             "every weight kept must be at least as large in magnitude as every weight removed, across all layers at once")

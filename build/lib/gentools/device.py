@@ -1,0 +1,54 @@
+"""Which device to use, how to make a run repeatable, and mixed precision on CUDA."""
+from __future__ import annotations
+
+import contextlib
+import operator
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def device() -> torch.device:
+    """cuda > mps > cpu, unless GENTOOLS_DEVICE names one (for example `cpu` or `cuda:1`)."""
+    requested = os.environ.get("GENTOOLS_DEVICE", "").strip()
+    if requested:
+        try:
+            chosen = torch.device(requested)
+        except RuntimeError as error:
+            raise ValueError(f"GENTOOLS_DEVICE={requested!r} is not a device name; try cpu, cuda or mps.") from error
+        available = {
+            "cpu": True,
+            "cuda": torch.cuda.is_available(),
+            "mps": torch.backends.mps.is_available(),
+        }.get(chosen.type, False)
+        if not available:
+            raise ValueError(f"GENTOOLS_DEVICE={requested!r}, but this machine has no such device; unset it or use cpu.")
+        return chosen
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices), so the same seed gives the same numbers. Any integer will do,
+    a NumPy one included."""
+    seed = operator.index(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator for shuffling and sampling: the same on every device, so batch orders match."""
+    return torch.Generator().manual_seed(seed)
+
+
+def autocast(dev: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (fast matmuls on tensor cores); full precision elsewhere."""
+    if dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

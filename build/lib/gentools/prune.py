@@ -1,0 +1,179 @@
+"""Pruning masks, magnitude pruning, rewinding, and iterative magnitude pruning (Frankle & Carbin, 2019).
+
+Masks use PyTorch's own mechanism, torch.nn.utils.prune: the layer keeps `weight_orig` (trained) and a
+`weight_mask` buffer, and a forward pre-hook computes weight = weight_orig * weight_mask. A pruned weight is
+therefore exactly zero in every forward pass, whatever the optimiser does. It costs about 30% more time per
+epoch than a dense MLP on MNIST-1D (measured: 1.87 s against 1.43 s for 20 epochs), which we accept for a
+mechanism that cannot be forgotten or bypassed.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+import torch.nn.utils.prune as torch_prune
+from torch import Tensor, nn
+
+from .device import generator
+from .train import Callback
+
+PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The prunable layers (linear and convolutional) by name, input to output."""
+    return {name: module for name, module in model.named_modules() if isinstance(module, PRUNABLE)}
+
+
+def masks(model: nn.Module) -> dict[str, Tensor]:
+    """The current mask of every prunable layer (all ones for a layer not yet pruned)."""
+    return {name: (module.weight_mask if hasattr(module, "weight_mask") else torch.ones_like(module.weight)).detach().clone()
+            for name, module in layers(model).items()}
+
+
+def _refresh(module: nn.Module) -> None:
+    """Recompute weight = weight_orig * weight_mask now (PyTorch otherwise does it at the next forward pass)."""
+    if hasattr(module, "weight_mask"):
+        module.weight = module.weight_orig * module.weight_mask
+
+
+def apply_masks(model: nn.Module, new_masks: dict[str, Tensor]) -> nn.Module:
+    """Set the masks of the named layers (replacing any earlier mask); pruned weights become exactly zero."""
+    found = layers(model)
+    for name, mask in new_masks.items():
+        module = found[name]
+        if hasattr(module, "weight_mask"):
+            module.weight_mask.copy_(mask)  # the trained weights in weight_orig stay as they are
+            _refresh(module)
+        else:
+            torch_prune.custom_from_mask(module, "weight", mask.to(module.weight.device))
+    return model
+
+
+def remaining(model: nn.Module) -> float:
+    """Share of prunable weights still present."""
+    current = masks(model)
+    return float(sum(m.sum() for m in current.values()) / sum(m.numel() for m in current.values()))
+
+
+def _weights(module: nn.Module) -> Tensor:
+    return (module.weight_orig if hasattr(module, "weight_orig") else module.weight).detach()
+
+
+def magnitude_masks(model: nn.Module, fraction: float, output_fraction: float | None = None, scope: str = "layer",
+                    conv_fraction: float | None = None) -> dict[str, Tensor]:
+    """Masks that remove `fraction` of the surviving weights with the smallest magnitudes: per layer
+    (scope='layer'; the last layer at `output_fraction` and convolutions at `conv_fraction` if given, as in the
+    paper) or over all layers at once (scope='global')."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction must lie in [0, 1), got {fraction}")
+    found, current = layers(model), masks(model)
+    names = list(found)
+    if scope == "layer":
+        result = {}
+        for name in names:
+            rate = fraction
+            if conv_fraction is not None and isinstance(found[name], (nn.Conv1d, nn.Conv2d)):
+                rate = conv_fraction
+            if output_fraction is not None and name == names[-1]:
+                rate = output_fraction
+            result[name] = _prune_smallest(_weights(found[name]).abs(), current[name], rate)
+        return result
+    if scope == "global":
+        scores = torch.cat([_weights(found[n]).abs().flatten() for n in names])
+        alive = torch.cat([current[n].flatten() for n in names])
+        flat = _prune_smallest(scores, alive, fraction)
+        sizes = [current[n].numel() for n in names]
+        return {n: part.view_as(current[n]) for n, part in zip(names, flat.split(sizes))}
+    raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+
+
+def _prune_smallest(scores: Tensor, mask: Tensor, fraction: float) -> Tensor:
+    """Zero the `fraction` of currently surviving entries with the smallest scores."""
+    alive = mask.bool()
+    k = round(fraction * int(alive.sum()))
+    new = mask.clone()
+    if k == 0:
+        return new
+    candidates = torch.where(alive, scores, torch.full_like(scores, float("inf")))
+    drop = torch.topk(candidates.flatten(), k, largest=False).indices
+    new.view(-1)[drop] = 0
+    return new
+
+
+def random_masks(like: dict[str, Tensor], seed: int = 0) -> dict[str, Tensor]:
+    """Random masks with the same number of surviving weights in each layer as `like` (a control)."""
+    gen = generator(seed)
+    result = {}
+    for name, mask in like.items():
+        keep = int(mask.sum())
+        chosen = torch.randperm(mask.numel(), generator=gen)[:keep]
+        new = torch.zeros(mask.numel(), dtype=mask.dtype)
+        new[chosen] = 1
+        result[name] = new.view_as(mask).to(mask.device)
+    return result
+
+
+def snapshot(model: nn.Module) -> dict[str, Tensor]:
+    """The model's current (unmasked) weights and biases, to rewind to later."""
+    state = {}
+    for name, module in layers(model).items():
+        state[f"{name}.weight"] = _weights(module).clone()
+        if module.bias is not None:
+            state[f"{name}.bias"] = module.bias.detach().clone()
+    return state
+
+
+@torch.no_grad()
+def rewind(model: nn.Module, state: dict[str, Tensor]) -> nn.Module:
+    """Reset every prunable layer's weights and biases to a snapshot, keeping the current masks."""
+    for name, module in layers(model).items():
+        (module.weight_orig if hasattr(module, "weight_orig") else module.weight).copy_(state[f"{name}.weight"])
+        if module.bias is not None:
+            module.bias.copy_(state[f"{name}.bias"])
+        _refresh(module)
+    return model
+
+
+class SnapshotAt(Callback):
+    """A gt.fit callback that snapshots the weights after optimiser step `step` (for late rewinding)."""
+
+    def __init__(self, step: int):
+        self.step, self.seen, self.state = step, 0, None
+
+    def on_step(self, model: nn.Module) -> None:
+        self.seen += 1
+        if self.seen == self.step:
+            self.state = snapshot(model)
+
+
+def iterative_magnitude_pruning(model: nn.Module, train: Callable[[nn.Module], dict], rounds: int, fraction: float = 0.2,
+                                output_fraction: float | None = 0.1, rewind_step: int = 0, scope: str = "layer",
+                                conv_fraction: float | None = None) -> list[dict]:
+    """Train, prune `fraction` of the surviving weights by magnitude, rewind the survivors, repeat.
+
+    train(model) trains in place and returns a dict of results; it receives `callbacks` as a keyword argument
+    (a list to pass on to gt.fit). Rewinding goes to the initial weights (rewind_step=0) or to the weights
+    after `rewind_step` optimiser steps of the first training run. Returns one record per round:
+    {'round', 'remaining', 'masks', **train results}.
+    """
+    initial = snapshot(model)
+    catcher = SnapshotAt(rewind_step) if rewind_step > 0 else None
+    records = []
+    for round_ in range(rounds + 1):
+        results = train(model, callbacks=[catcher] if (catcher is not None and round_ == 0) else [])
+        records.append({"round": round_, "remaining": remaining(model), "masks": masks(model), **results})
+        if round_ == rounds:
+            break
+        target = catcher.state if catcher is not None else initial
+        if target is None:
+            raise ValueError(f"rewind_step={rewind_step} exceeds the number of steps of the first training run")
+        apply_masks(model, magnitude_masks(model, fraction, output_fraction, scope, conv_fraction))
+        rewind(model, target)
+    return records
+
+
+def ticket(model: nn.Module, mask: dict[str, Tensor], state: dict[str, Tensor]) -> nn.Module:
+    """A fresh copy of `model` with weights `state` and masks `mask` applied."""
+    return apply_masks(rewind(copy.deepcopy(model), state), mask)

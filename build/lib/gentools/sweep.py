@@ -1,0 +1,188 @@
+"""Grids of runs with an on-disk cache: each finished run is saved at once, so an interrupted sweep resumes
+where it stopped, and a rerun of a notebook serves the results instead of training again.
+
+A run's cache key covers the sweep's name, its configuration, the scale, gentools' code and the fingerprint of
+the run function: its code, the code of the functions it calls and the values of the globals and data it reads
+(gentools.fingerprint). Editing any of them recomputes; a restarted kernel finds its results. Two processes
+running the same sweep compute each run once: a per-run file lock makes the second wait and read the first's.
+With an executor (a Dask client, a process pool, submitit), runs go to the workers and their results come back to
+the caller, which writes the cache (gentools.executors).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from filelock import FileLock
+
+from . import config, executors, fingerprint, store
+from .device import seed_everything
+from .train import History
+
+
+def _encode(value: Any) -> Any:
+    """Make a run's result JSON-friendly; Histories are tagged so they come back as Histories."""
+    if isinstance(value, History):
+        return {"__history__": value.to_dict()}
+    if isinstance(value, Mapping):
+        return {str(key): _encode(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(item) for item in value]
+    if isinstance(value, torch.Tensor):
+        return _encode(value.detach().cpu().numpy())
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"A sweep run returned a {type(value).__name__}, which cannot be cached; return numbers, "
+                    "strings, lists, dicts, arrays or a History.")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__history__"}:
+            return History.from_dict(value["__history__"])
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+class SweepIncomplete(RuntimeError):
+    """Some runs of a sweep failed; the others are cached, and a rerun computes only the missing ones."""
+
+
+@dataclass
+class _Runs:
+    """What every run of a sweep shares: the function, its fixed arguments, and where it was called from."""
+
+    fn: Callable[..., Mapping[str, Any]]
+    fixed: dict[str, Any]
+    caller: int  # the caller's process id: runs in another process use `threads` PyTorch threads
+    threads: int
+
+
+def _run_point(runs: _Runs, point: dict[str, Any]) -> Any:
+    """One run, seeded with its point's seed; in a worker process with a fixed number of PyTorch threads (several
+    processes on few cores otherwise spin against each other)."""
+    if os.getpid() != runs.caller:
+        torch.set_num_threads(runs.threads)
+    seed_everything(int(point.get("seed", 0)))
+    return _encode(dict(runs.fn(**runs.fixed, **point)))
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _fingerprint(fn: Callable, fixed: dict[str, Any], name: str) -> str | None:
+    """The fingerprint of the run function and its fixed arguments (data sets included), or None (said once per
+    sweep and reason) if it cannot be taken."""
+    try:
+        return fingerprint.of(fn) + fingerprint.of(fixed, "the fixed arguments")
+    except fingerprint.Unfingerprintable as reason:
+        if (name, str(reason)) not in _WARNED:
+            _WARNED.add((name, str(reason)))
+            warnings.warn(f"Sweep {name!r} runs without its cache: {reason}, so a cached result could be stale. "
+                          "Pass such values in the grid, or build them inside the run function.",
+                          stacklevel=3)
+        return None
+
+
+def _read_cached(path: Path, run_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The cached result at `path`, or None if absent; a torn or foreign file is reported and ignored."""
+    if not path.exists():
+        return None
+    try:
+        saved = store.read_json(path)
+        if saved["config"] != _encode(run_config):
+            raise ValueError("its configuration differs from this run's")
+        return saved["result"]
+    except Exception as error:  # noqa: BLE001 - any unreadable file is recomputed, never served
+        warnings.warn(f"Ignoring the unreadable cache file {path} ({type(error).__name__}: {error}); "
+                      "recomputing that run.", stacklevel=3)
+        return None
+
+
+def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]], *, name: str,
+          fixed: Mapping[str, Any] | None = None, cache: bool = True, progress: bool | None = None,
+          executor=None, worker_threads: int = 1):
+    """Run fn(**fixed, **point) for every point of the grid (the product of its lists) and return a table.
+
+    `fn` returns a dict of numbers, lists, arrays or Histories. Each point is seeded with its own `seed`
+    entry (0 if none) before it runs; runs are saved as they finish. `executor` runs the points elsewhere: a
+    dask.distributed Client (or its get_executor()), a concurrent.futures executor, or anything with submit();
+    worker processes use `worker_threads` PyTorch threads. If runs fail there, the others are kept and
+    SweepIncomplete says which failed; a rerun computes only those. The table (a pandas DataFrame) has one row a
+    run: the grid's columns, then the results; table.attrs['computed'] and ['cached'] count how each row was
+    obtained.
+    """
+    import pandas as pd
+
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise ValueError(f"Sweep name {name!r} must be letters, digits, '_', '-' or '.' (it names a folder).")
+    fixed = dict(fixed or {})
+    keys = list(grid)
+    points = [dict(zip(keys, values)) for values in itertools.product(*(list(grid[key]) for key in keys))]
+    folder = config.cache_dir() / "sweeps" / name
+    code = _fingerprint(fn, fixed, name) if cache else None
+    cache = cache and code is not None
+    common = {"name": name, "scale": config.scale(), "gentools": store.source_hash(), "function and fixed": code}
+    paths = [folder / f"{store.digest({**common, 'point': _encode(point)})}.json" for point in points]
+
+    results: list[Any] = [_read_cached(path, point) if cache else None for path, point in zip(paths, points)]
+    missing = [i for i, result in enumerate(results) if result is None]
+    if cache and missing:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    runs = _Runs(fn, fixed, os.getpid(), worker_threads)
+
+    def run_here(index: int) -> Any:
+        if not cache:
+            return _run_point(runs, points[index])
+        path = paths[index]
+        with FileLock(path.parent / f".{path.stem}.lock"):  # another process may be computing this very run
+            result = _read_cached(path, points[index])
+            if result is None:
+                result = _run_point(runs, points[index])
+                store.write_json(path, {"config": _encode(points[index]), "result": result})
+        return result
+
+    show = config.show_progress() if progress is None else progress
+    failed: list[tuple[dict[str, Any], BaseException]] = []
+    with tqdm(total=len(missing), desc=f"sweep {name}", disable=not show or not missing) as bar:
+        if executor is None:
+            for index in missing:
+                results[index] = run_here(index)
+                bar.update()
+        else:
+            for position, result, error in executors.completed(executor, _run_point, runs, [points[i] for i in missing]):
+                index = missing[position]
+                if error is not None:
+                    failed.append((points[index], error))
+                    continue
+                results[index] = result
+                if cache:  # the caller writes: workers need no shared disk
+                    store.write_json(paths[index], {"config": _encode(points[index]), "result": result})
+                bar.update()
+    if failed:
+        point, error = failed[0]
+        raise SweepIncomplete(f"{len(failed)} of {len(missing)} runs of sweep {name!r} failed (the first: {point}, "
+                              f"{type(error).__name__}: {error}). The other runs are "
+                              f"{'cached' if cache else 'done'}; run the sweep again to compute only the missing ones.") from error
+
+    rows = [{**point, **_decode(result)} for point, result in zip(points, results)]
+    table = pd.DataFrame(rows)
+    table.attrs.update(name=name, computed=len(missing), cached=len(points) - len(missing))
+    return table
