@@ -10,7 +10,7 @@ CELL_TIMEOUT ?= 300
 # threads spin against it (chapter 1 went from 37 s to over 300 s); one thread costs about 10% and never stalls.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: book test lab dist browser bench clean strip
+.PHONY: book test lab dist assignments grade browser bench clean strip
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ lab: $(BIN)/.installed  ## JupyterLab on the notebooks, at GENTOOLS_SCALE=$(SCAL
 dist: $(BIN)/.installed  ## a wheel of gentools in dist/, to install where the repository is not (for example on Colab)
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
 	@ls dist/*.whl
+
+assignments: $(BIN)/.installed  ## the student edition: every answer stubbed, every check kept, in _build/assignments
+	$(BIN)/python -m gentools.assignments student notebooks _build/assignments
+
+grade: $(BIN)/.installed  ## grade the student notebooks in SUBMISSIONS=folder: checks passed and points, per notebook
+	GENTOOLS_SCALE=$${GENTOOLS_SCALE:-tiny} $(BIN)/python -m gentools.assignments grade $(SUBMISSIONS)
 
 # Debian's Chromium for the website test, installed when missing and apt is ours to use; otherwise the test skips.
 browser:

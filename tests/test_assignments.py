@@ -1,0 +1,99 @@
+"""Teaching with the chapters: the exercises carry nbgrader's metadata (validated by nbgrader's own schema), the
+student edition stubs every answer and keeps every check, no student cell contains a line of an answer, a student
+notebook executed at the tiny scale fails only in its exercise cells (every check fails, nothing else does), and the
+grader scores check cells and reports a notebook that loops."""
+import os
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+from gentools import assignments
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def answer_lines(cell) -> list[str]:
+    """The lines of an answer: between the solution markers, without blanks and comments."""
+    source = cell.source.split("### BEGIN SOLUTION", 1)[1].split("### END SOLUTION", 1)[0]
+    return [line.strip() for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("student")
+    assignments.build_student_edition(ROOT / "notebooks", folder)
+    return folder
+
+
+def test_every_exercise_carries_nbgrader_metadata():
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    grade_ids = []
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        MetadataValidator().validate_nb(notebook)  # raises if the metadata breaks nbgrader's schema
+        answers, checks = assignments.answer_cells(notebook), assignments.check_cells(notebook)
+        assert answers and len(checks) >= len(answers), path.name
+        assert all("### BEGIN SOLUTION" in notebook.cells[i].source for i in answers), path.name
+        assert all("gt.checks." in notebook.cells[i].source for i in checks), path.name  # checks live in gentools
+        assert all("hide-cell" in notebook.cells[i].metadata.get("tags", []) for i in answers), path.name  # collapsed online
+        grade_ids += [notebook.cells[i].metadata["nbgrader"]["grade_id"] for i in answers + checks]
+    assert len(grade_ids) == len(set(grade_ids))
+
+
+def test_the_student_edition_stubs_every_answer_and_shows_none(student):
+    for path in NOTEBOOKS:
+        teacher, pupil = nbformat.read(path, as_version=4), nbformat.read(student / path.name, as_version=4)
+        assert len(teacher.cells) == len(pupil.cells)
+        everything = "\n".join(cell.source for cell in pupil.cells)
+        answers = assignments.answer_cells(teacher)
+        elsewhere = "\n".join(cell.source for i, cell in enumerate(teacher.cells) if i not in answers)  # the narrative's
+        for index in answers:
+            assert assignments.STUB.splitlines()[1] in pupil.cells[index].source
+            own = [line for line in answer_lines(teacher.cells[index]) if line not in elsewhere]  # lines only the answer has
+            leaked = [line for line in own if line in everything]
+            assert not leaked, f"{path.name}: answer lines in the student edition: {leaked}"
+        for index in assignments.check_cells(teacher):
+            assert pupil.cells[index].source == teacher.cells[index].source  # every check kept
+        assert all(not cell.get("outputs") for cell in pupil.cells if cell.cell_type == "code")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_a_student_notebook_fails_only_in_its_exercises(student, path):
+    from nbclient import NotebookClient
+
+    from gentools.nbexec import reliable_replies
+
+    reliable_replies()
+    notebook = nbformat.read(student / path.name, as_version=4)
+    NotebookClient(notebook, timeout=int(os.environ.get("GENTOOLS_CELL_TIMEOUT", 300)), allow_errors=True,
+                   kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    failed = {i for i, cell in enumerate(notebook.cells)
+              if any(output.get("output_type") == "error" for output in cell.get("outputs", []))}
+    exercises = set(assignments.answer_cells(notebook)) | set(assignments.check_cells(notebook))
+    assert failed <= exercises, f"cells outside the exercises failed: {sorted(failed - exercises)}"
+    assert set(assignments.check_cells(notebook)) <= failed, "a check passed on a stub"
+
+
+def _submission(path, body: list[tuple[str, dict]]):
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for source, grading in body:
+        cell = nbformat.v4.new_code_cell(source)
+        if grading:
+            cell.metadata["nbgrader"] = {"schema_version": 3, "solution": False, "locked": True, **grading}
+        notebook.cells.append(cell)
+    nbformat.write(notebook, path)
+
+
+def test_the_grader_scores_checks_and_survives_a_loop(tmp_path, capsys):
+    check = lambda name, points: {"grade": True, "grade_id": name, "points": points}  # noqa: E731
+    _submission(tmp_path / "a_good.ipynb", [("import gentools as gt\nanswer = 42", {}),
+                                            ("gt.check(answer == 42, 'the answer')", check("first", 2)),
+                                            ("gt.check(answer > 100, 'larger')", check("second", 1))])
+    _submission(tmp_path / "b_loops.ipynb", [("while True:\n    pass", {}), ("assert True", check("after", 1))])
+    assert assignments.main(["grade", str(tmp_path), "--cell-timeout", "5"]) == 0
+    report = capsys.readouterr().out.splitlines()
+    assert report[0].startswith("a_good.ipynb: 2 / 3 points (1 checks passed, 1 failed); failed: second")
+    assert report[1].startswith("b_loops.ipynb:") and "after" not in report[1].split("failed:")[0]
