@@ -25,6 +25,7 @@ from .device import generator
 ANSWERS = {
     "tree_gap": "bc06cdfb91969f0e",
     "best_degree_by_noise": "c732088413b8f88c",
+    "tree_accuracy_by_size": "af53ee61a392518d",
 }
 
 
@@ -126,6 +127,15 @@ def k_fold_indices(fn: Callable[[int, int, int], list]) -> None:
     _require(np.array_equal(joined, again), "the same seed must give the same folds")
 
 
+@_exercise
+def tree_accuracy_by_size(accuracy: Mapping[int, float]) -> None:
+    """Test accuracy of the fully grown tree trained on the first n reference signals (fixed numbers)."""
+    _require(isinstance(accuracy, Mapping) and sorted(int(n) for n in accuracy) == [250, 1000, 4000],
+             "tree_accuracy_by_n must be a dict with the keys 250, 1000 and 4000")
+    _matches({str(int(n)): float(a) for n, a in accuracy.items()}, "tree_accuracy_by_size", decimals=4,
+             hint="for each n, fit DecisionTreeClassifier(random_state=0) on x[:n], y[:n] and score it on (x_test, y_test)")
+
+
 # --- chapter 2 -----------------------------------------------------------------------------------------------
 
 @_exercise
@@ -177,6 +187,24 @@ def dropconnect(fn: Callable[[nn.Linear, torch.Tensor, float], torch.Tensor]) ->
                  "drop single weights, not whole units: a unit's output must be able to lose some of its inputs only")
 
 
+@_exercise
+def early_stopping_epochs(kept: Mapping[int, int], history) -> None:
+    """The epoch early stopping keeps, for each patience, in a run identical to `history` (the same seed, data and
+    settings, trained to the end): worked out from that run's validation losses."""
+    losses = history["valid_loss"]
+    _require(isinstance(kept, Mapping) and kept, "kept_epoch must be a dict from patience to the epoch kept")
+    for patience, epoch in kept.items():
+        best_epoch, best = 0, np.inf
+        for e in range(1, len(losses)):
+            if losses[e] < best:
+                best_epoch, best = e, losses[e]
+            if e - best_epoch >= int(patience):
+                break
+        _require(int(epoch) == best_epoch,
+                 f"with patience {patience} the epoch kept is not the one early stopping keeps: read "
+                 "history.meta['best_epoch'] (the epoch of lowest validation loss), not where training stopped")
+
+
 # --- chapter 4 -----------------------------------------------------------------------------------------------
 
 @_exercise
@@ -195,7 +223,39 @@ def random_pixels(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
              "the same seed must give the same permutations, another seed other ones")
 
 
+@_exercise
+def constructed_network_accuracy(accuracy: float, data) -> None:
+    """Test accuracy (outputs rounded to the nearest class) of Zhang et al.'s 2n + d network built on the *true*
+    labels of `data`, against gentools' own construction."""
+    from .linear import interpolating_relu_network
+
+    net = interpolating_relu_network(data.train.x, data.train.y.double(), seed=0)
+    with torch.no_grad():
+        guessed = net(data.test.x.double().cpu())[:, 0].round().clamp(0, data.n_classes - 1).long()
+    reference = float((guessed == data.test.y.cpu()).double().mean())
+    _require(isinstance(accuracy, (float, np.floating)) and 0 <= accuracy <= 1, "answer with an accuracy between 0 and 1")
+    _require(abs(accuracy - reference) < 1e-9, "build the network on the true labels (seed 0), round its test outputs "
+             "to the nearest class (clamped to 0-9) and compare with the test labels")
+
+
 # --- chapter 5 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def min_norm(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """fn(features, targets): the minimum-norm weights that fit every target, for more features than examples."""
+    from .linear import least_squares
+
+    gen = generator(5)
+    for n, p in ((5, 12), (20, 60)):
+        features = torch.randn(n, p, generator=gen, dtype=torch.float64)
+        targets = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+        weights = torch.as_tensor(_call(fn, features, targets), dtype=torch.float64)
+        _require(tuple(weights.shape) == (p, 3), f"return weights of shape (features, outputs) = ({p}, 3)")
+        _require(torch.allclose(features @ weights, targets, atol=1e-8), "the weights must fit every training target exactly")
+        _require(torch.allclose(weights, least_squares(features, targets), atol=1e-8),
+                 "many weights fit the targets; return the one of smallest norm (it lies in the span of the examples)")
+
+
 
 @_exercise
 def min_norm_curve(mse_by_p: Mapping[int, float], peak_at: int, counts, train, test) -> None:
@@ -217,6 +277,27 @@ def min_norm_curve(mse_by_p: Mapping[int, float], peak_at: int, counts, train, t
 
 
 # --- chapter 6 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def pruned_accuracies(accuracy: Mapping[float, float], model: nn.Module, data) -> None:
+    """Test accuracy of `model` with its weights pruned by magnitude, layer by layer, to each kept share, without
+    retraining; against gentools' pruning of a copy."""
+    import copy
+
+    from .prune import apply_masks, magnitude_masks
+    from .train import evaluate
+
+    _require(isinstance(accuracy, Mapping) and sorted(accuracy) == [0.05, 0.2, 0.5],
+             "accuracy_by_kept must be a dict with the keys 0.05, 0.2 and 0.5 (the share of weights kept)")
+    for kept, value in accuracy.items():
+        pruned = copy.deepcopy(model)
+        apply_masks(pruned, magnitude_masks(pruned, 1 - kept))
+        reference = evaluate(pruned, data.test, n_classes=data.n_classes)["acc"]
+        _require(abs(float(value) - reference) < 1e-9,
+                 f"keeping {kept:.0%}: prune a copy of the trained network layer by layer (magnitude_masks with fraction "
+                 "1 - kept, all layers alike), then measure its test accuracy; do not retrain")
+
+
 
 @_exercise
 def global_masks(fn: Callable[[nn.Module, float], dict[str, torch.Tensor]], model: nn.Module) -> None:

@@ -97,3 +97,28 @@ def test_the_grader_scores_checks_and_survives_a_loop(tmp_path, capsys):
     report = capsys.readouterr().out.splitlines()
     assert report[0].startswith("a_good.ipynb: 2 / 3 points (1 checks passed, 1 failed); failed: second")
     assert report[1].startswith("b_loops.ipynb:") and "after" not in report[1].split("failed:")[0]
+
+
+def test_nbgrader_generates_the_assignment_from_a_chapter(tmp_path):
+    """The nbgrader route: a chapter dropped into an nbgrader course becomes an assignment with every answer stubbed."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    nbgrader = Path(sys.executable).with_name("nbgrader")
+    if not nbgrader.exists():
+        pytest.skip("nbgrader is not installed next to the test's Python; run `make test`")
+    source = tmp_path / "source" / "ch1"
+    source.mkdir(parents=True)
+    shutil.copy(NOTEBOOKS[0], source)
+    (tmp_path / "nbgrader_config.py").write_text(
+        'c = get_config()\nc.CourseDirectory.course_id = "generalization"\nc.CourseDirectory.db_assignments = [dict(name="ch1")]\n')
+    env = {**os.environ, "PATH": f"{nbgrader.parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # nbgrader runs alembic
+    result = subprocess.run([str(nbgrader), "generate_assignment", "ch1", "--force"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    released = nbformat.read(tmp_path / "release" / "ch1" / NOTEBOOKS[0].name, as_version=4)
+    teacher = nbformat.read(NOTEBOOKS[0], as_version=4)
+    assert all("YOUR CODE HERE" in released.cells[i].source for i in assignments.answer_cells(teacher))
+    assert not any("### BEGIN SOLUTION" in cell.source for cell in released.cells)

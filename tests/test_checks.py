@@ -1,5 +1,7 @@
 """Every exercise check accepts the right answer and rejects a stub and the mistake a student is most likely to
 make. The right answers here are written independently of the chapters' solution cells."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -159,3 +161,75 @@ def test_global_masks():
     for wrong in (stub, layer_wise, keeps_smallest):
         with pytest.raises(CheckFailed):
             gt.checks.global_masks(wrong, model)
+
+
+def test_tree_accuracy_by_size():
+    data = gt.data.load("mnist1d")
+    x, y, x_test, y_test = (t.cpu().numpy() for t in (data.train.x, data.train.y, data.test.x, data.test.y))
+    right = {n: DecisionTreeClassifier(random_state=0).fit(x[:n], y[:n]).score(x_test, y_test) for n in (250, 1000, 4000)}
+    gt.checks.tree_accuracy_by_size(right)
+    rejects(gt.checks.tree_accuracy_by_size,
+            {n: DecisionTreeClassifier(random_state=0).fit(x[:n], y[:n]).score(x[:n], y[:n]) for n in right},  # training accuracy
+            {n: DecisionTreeClassifier(max_depth=5, random_state=0).fit(x[:n], y[:n]).score(x_test, y_test) for n in right},
+            {250: 0.2})
+
+
+def test_early_stopping_epochs(small_mnist1d):
+    data = small_mnist1d.hold_out(0.25, seed=0)
+
+    def run(patience=None):
+        gt.seed_everything(0)
+        callbacks = [gt.EarlyStopping("valid_loss", patience=patience)] if patience else []
+        return gt.fit(gt.models.MLP(40, [64, 64], 10), data, epochs=40, lr=3e-3, seed=0, callbacks=callbacks)
+
+    full = run()
+    runs = {p: run(p) for p in (2, 5, 20)}
+    gt.checks.early_stopping_epochs({p: h.meta["best_epoch"] for p, h in runs.items()}, full)
+    rejects(lambda kept: gt.checks.early_stopping_epochs(kept, full),
+            {p: h.meta["stopped_epoch"] for p, h in runs.items()},  # where training stopped, not the epoch kept
+            {p: int(h.final["epoch"]) + 1 for p, h in runs.items()}, {})
+
+
+def test_constructed_network_accuracy():
+    data = gt.data.load("mnist1d", n_train=200, n_test=100, seed=3)
+
+    def accuracy(labels, to_class=lambda out: out.round().clamp(0, 9).long()):
+        net = gt.linear.interpolating_relu_network(data.train.x, labels.double(), seed=0)
+        with torch.no_grad():
+            return float((to_class(net(data.test.x.double())[:, 0]) == data.test.y).double().mean())
+
+    right = accuracy(data.train.y)
+    gt.checks.constructed_network_accuracy(right, data)
+    mistakes = [accuracy(gt.data.random_labels(data, seed=2).train.y),  # built on random labels
+                accuracy(data.train.y, to_class=lambda out: out.long())]  # truncated instead of rounded
+    rejects(lambda a: gt.checks.constructed_network_accuracy(a, data), *[m for m in mistakes if m != right], 10.0)
+    assert any(m != right for m in mistakes)
+
+
+def test_min_norm():
+    gt.checks.min_norm(lambda x, y: torch.linalg.pinv(x) @ y)
+    gt.checks.min_norm(lambda x, y: x.T @ torch.linalg.solve(x @ x.T, y))
+    rejects(gt.checks.min_norm, stub,
+            lambda x, y: torch.linalg.lstsq(torch.cat([x, torch.zeros(len(x), 1, dtype=x.dtype)], 1), y).solution[:-1] + 0.1,  # not fitting
+            lambda x, y: torch.cat([torch.linalg.solve(x[:, :len(x)], y), torch.zeros(x.shape[1] - len(x), y.shape[1], dtype=x.dtype)]))  # fits, not minimal
+
+
+def test_pruned_accuracies(small_mnist1d):
+    gt.seed_everything(0)
+    model = gt.models.MLP(40, [64, 32], 10)
+    gt.fit(model, small_mnist1d, epochs=3, seed=0)
+
+    def accuracies(scope, keep_fraction_as_fraction=False):
+        result = {}
+        for kept in (0.05, 0.2, 0.5):
+            pruned = copy.deepcopy(model)
+            amount = kept if keep_fraction_as_fraction else 1 - kept
+            gt.prune.apply_masks(pruned, gt.prune.magnitude_masks(pruned, amount, scope=scope))
+            result[kept] = gt.evaluate(pruned, small_mnist1d.test, n_classes=10)["acc"]
+        return result
+
+    gt.checks.pruned_accuracies(accuracies("layer"), model, small_mnist1d)
+    rejects(lambda a: gt.checks.pruned_accuracies(a, model, small_mnist1d),
+            accuracies("layer", keep_fraction_as_fraction=True),  # prunes the kept share instead
+            {kept: gt.evaluate(model, small_mnist1d.test, n_classes=10)["acc"] for kept in (0.05, 0.2, 0.5)},  # not pruned
+            {0.5: 0.3})
