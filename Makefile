@@ -57,4 +57,4 @@ strip: $(BIN)/.installed  ## strip outputs from the notebooks before committing
 	$(BIN)/nbstripout notebooks/*.ipynb
 
 clean:
-	rm -rf _build dist
+	rm -rf _build dist build

@@ -1,6 +1,6 @@
 """The README's commands beyond `make test` itself: JupyterLab from the project's environment starts, serves the
 notebooks folder and opens a chapter (headless, on a free local port, then stopped); `make dist` builds a wheel
-that installs a complete gentools (the Colab route)."""
+that installs a complete gentools (the Colab route); `make assignments` writes the student edition."""
 import json
 import os
 import socket
@@ -72,3 +72,12 @@ def test_make_dist_builds_a_wheel_that_installs_gentools(tmp_path):
     probe = subprocess.run([sys.executable, "-c", "import gentools, sys; print(gentools.__file__)"], capture_output=True,
                            text=True, env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path, timeout=120)
     assert probe.returncode == 0 and str(target) in probe.stdout, probe.stderr
+
+
+def test_make_assignments_writes_the_student_edition():
+    if not JUPYTER.exists():
+        pytest.skip(f"the project's environment is not next to {sys.executable}; run `make test`")
+    result = subprocess.run(["make", "-s", "-C", str(ROOT), "assignments"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    written = sorted(path.name for path in (ROOT / "_build" / "assignments").glob("*.ipynb"))
+    assert written == sorted(path.name for path in (ROOT / "notebooks").glob("*.ipynb"))
