@@ -61,7 +61,12 @@ def _decode(value: Any) -> Any:
 
 
 class SweepIncomplete(RuntimeError):
-    """Some runs of a sweep failed; the others are cached, and a rerun computes only the missing ones."""
+    """Some runs of a sweep failed; the others are cached, and a rerun computes only the missing ones.
+    `failed` lists the points that failed, in the grid's order."""
+
+    def __init__(self, message: str, failed: Sequence[dict[str, Any]] = ()):
+        super().__init__(message)
+        self.failed = list(failed)
 
 
 @dataclass
@@ -177,10 +182,14 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
                     store.write_json(paths[index], {"config": _encode(points[index]), "result": result})
                 bar.update()
     if failed:
-        point, error = failed[0]
-        raise SweepIncomplete(f"{len(failed)} of {len(missing)} runs of sweep {name!r} failed (the first: {point}, "
-                              f"{type(error).__name__}: {error}). The other runs are "
-                              f"{'cached' if cache else 'done'}; run the sweep again to compute only the missing ones.") from error
+        failed.sort(key=lambda item: points.index(item[0]))
+        lost = [point for point, _ in failed]
+        error = failed[0][1]
+        shown = ", ".join(map(str, lost[:5])) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+        raise SweepIncomplete(f"{len(failed)} of {len(missing)} runs of sweep {name!r} failed: {shown}. The first "
+                              f"error: {type(error).__name__}: {error}. The other runs are "
+                              f"{'cached' if cache else 'done'}; run the sweep again to compute only the missing ones.",
+                              lost) from error
 
     rows = [{**point, **_decode(result)} for point, result in zip(points, results)]
     table = pd.DataFrame(rows)

@@ -104,6 +104,21 @@ def test_an_executor_runs_the_grid(sweep_cache):
     assert table["value"].tolist() == [1, 4, 9]
 
 
+def odd_fails(x, seed):
+    if x % 2:
+        raise ValueError(f"odd x={x}")
+    return {"value": x}
+
+
+def test_failed_runs_are_named_in_grid_order_and_the_others_kept(sweep_cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool, pytest.raises(gt.SweepIncomplete, match=r"3 of 6 runs .* failed: .*odd x=5") as failure:
+        gt.sweep(odd_fails, grid=dict(x=[5, 1, 2, 3, 4, 6], seed=[0]), name="odd", executor=pool)
+    assert failure.value.failed == [{"x": 5, "seed": 0}, {"x": 1, "seed": 0}, {"x": 3, "seed": 0}]
+    assert len(list((sweep_cache / "odd").glob("*.json"))) == 3
+
+
 # --- the cache key covers everything a run depends on -------------------------------------------------------
 
 SCALE_FACTOR = 2
