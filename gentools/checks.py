@@ -313,3 +313,49 @@ def global_masks(fn: Callable[[nn.Module, float], dict[str, torch.Tensor]], mode
     _require(abs(kept.float().mean().item() - 0.2) < 1e-3, "remove 80% of all the weights, so that 20% remain overall")
     _require(magnitude[kept].min() >= magnitude[~kept].max(),
              "every weight kept must be at least as large in magnitude as every weight removed, across all layers at once")
+
+
+# --- chapter 7 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def coherence_alpha(fn: Callable[[torch.Tensor], float]) -> None:
+    """fn(g) for a matrix of per-example gradients (one row an example): ||mean of rows||^2 / mean of ||row||^2.
+    Tested on gradients built to be identical and orthogonal, and on random ones against the average pairwise dot
+    product (a second route to the same number)."""
+    m = 8
+    row = torch.randn(1, 5, generator=generator(0))
+    _require(abs(float(_call(fn, row.repeat(m, 1))) - 1.0) < 1e-5, "identical gradients must give coherence 1")
+    _require(abs(float(fn(3 * torch.eye(m))) - 1 / m) < 1e-6,
+             "m orthogonal gradients of equal norm must give 1/m: average the gradients before taking the squared norm")
+    g = torch.randn(m, 20, generator=generator(1), dtype=torch.float64) + 0.5
+    pairwise = (g @ g.T).mean() / (g * g).sum(1).mean()
+    _require(abs(float(fn(g)) - float(pairwise)) < 1e-6 * float(pairwise),
+             "divide the squared norm of the mean gradient by the mean of the squared norms (not the norm of the "
+             "mean of the norms, and not the other way round)")
+
+
+@_exercise
+def subset_coherence(alphas: Mapping[str, float], model: nn.Module, subsets: Mapping[str, Any]) -> None:
+    """The coherence alpha of `model`'s per-example gradients on each subset, against the gradients formed one
+    example at a time by torch.func."""
+    from .losses import per_example_loss
+
+    _require(isinstance(alphas, Mapping) and set(alphas) == set(subsets),
+             f"coherence must be a dict with the keys {sorted(subsets)}")
+    each = per_example_loss("cross_entropy", 10)
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    was_training = model.training
+    model.eval()
+    try:
+        for name, split in subsets.items():
+            def one(p, xi, yi):
+                return each(torch.func.functional_call(model, p, (xi[None],)), yi[None]).sum()
+
+            grads = torch.func.vmap(torch.func.grad(one), in_dims=(None, 0, 0))(params, split.x, split.y)
+            flat = torch.cat([g.flatten(1) for g in grads.values()], 1).double()
+            reference = float(flat.mean(0).pow(2).sum() / flat.pow(2).sum(1).mean())
+            _require(abs(float(alphas[name]) - reference) <= 1e-3 * reference,
+                     f"the {name} examples' coherence differs from the measured one: use the trained model as it is, "
+                     "all the examples of that subset, and their (noisy) training labels")
+    finally:
+        model.train(was_training)

@@ -17,7 +17,8 @@ from . import config
 from .data import DataSet
 from .device import autocast, generator
 from .models import MLP, activation_layer
-from .train import DivergedError, make_optimizer, per_example_loss
+from .losses import per_example_loss
+from .train import DivergedError, make_optimizer
 
 
 class StackedMLP(nn.Module):

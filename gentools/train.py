@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from . import config
+from . import config, gradients
 from .data import DataSet, TensorData
 from .device import autocast, generator
+from .losses import mean_loss
 
 OptimizerSpec = str | Callable[[Any], torch.optim.Optimizer]
 
@@ -123,29 +123,15 @@ class EarlyStopping(Callback):
             model.load_state_dict(self.best_state)
 
 
-def per_example_loss(name: str, n_classes: int | None, label_smoothing: float = 0.0) -> Callable[[Tensor, Tensor], Tensor]:
-    """The loss of every example (one value per row of the outputs, any leading dimensions): cross-entropy
-    (optionally against smoothed labels, PyTorch's definition), or squared error (summed over classes against
-    one-hot targets; averaged over outputs for regression).
-    fit() and the stacked trainer of gt.ensemble both reduce this one definition."""
-    if label_smoothing and name != "cross_entropy":
-        raise ValueError("label_smoothing applies to loss='cross_entropy' only.")
-    if name == "cross_entropy":
-        if not n_classes:
-            raise ValueError("cross_entropy needs class labels; use loss='mse' for regression.")
-        return lambda out, y: F.cross_entropy(out.flatten(0, -2), y.flatten(), reduction="none",
-                                              label_smoothing=label_smoothing).view(y.shape)
-    if name == "mse":
-        if n_classes:
-            return lambda out, y: (out - F.one_hot(y, n_classes).to(out.dtype)).pow(2).sum(-1)
-        return lambda out, y: (out - y).pow(2).mean(-1)
-    raise ValueError(f"Unknown loss {name!r}; use 'cross_entropy' or 'mse'.")
+class Record(Callback):
+    """Measure more after every epoch: Record(noisy_acc=lambda model: ...) adds the number `noisy_acc` to each
+    epoch's record (from epoch 1; record 0 has none)."""
 
+    def __init__(self, **metrics: Callable[[nn.Module], float]):
+        self.metrics = metrics
 
-def _loss_function(name: str, n_classes: int | None, label_smoothing: float = 0.0) -> Callable[[Tensor, Tensor], Tensor]:
-    """Mean loss over a batch."""
-    each = per_example_loss(name, n_classes, label_smoothing)
-    return lambda out, y: each(out, y).mean()
+    def on_epoch(self, history: History, model: nn.Module) -> None:
+        history.final.update({name: float(measure(model)) for name, measure in self.metrics.items()})
 
 
 def make_optimizer(spec: OptimizerSpec, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9) -> torch.optim.Optimizer:
@@ -166,7 +152,7 @@ def make_optimizer(spec: OptimizerSpec, params, lr: float, weight_decay: float =
 def evaluate(model: nn.Module, split: TensorData, loss: str = "cross_entropy", n_classes: int | None = None,
              batch_size: int = 8192) -> dict[str, float]:
     """Mean loss (and accuracy, for classes) of `model` on a whole split, in eval mode."""
-    loss_fn = _loss_function(loss, n_classes)
+    loss_fn = mean_loss(loss, n_classes)
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=split.device)
@@ -188,27 +174,32 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
         weight_decay: float = 0.0, momentum: float = 0.9, batch_size: int = 100, loss: str = "cross_entropy",
         seed: int = 0, callbacks: Sequence[Callback] = (), penalty: Callable[[nn.Module], Tensor] | None = None,
         augment: Callable[[Tensor], Tensor] | None = None, label_smoothing: float = 0.0,
-        progress: bool | None = None) -> History:
+        gradient: gradients.Aggregate | None = None, progress: bool | None = None) -> History:
     """Train `model` on data.train for `epochs` epochs and measure every split after each epoch.
 
     `seed` fixes the batch order, dropout and augmentation; seed the model's initialisation yourself
     (gt.seed_everything) before building it. Regularizers: `penalty(model)` is added to every batch's loss
     (gt.regularize.l1_penalty), `augment(x)` transforms every training batch, `label_smoothing` smooths the
     training targets. The losses measured on each split are always the plain ones, so runs stay comparable.
+    `gradient` replaces the batch's mean gradient by another aggregate of its per-example gradients
+    (gt.gradients.winsorized(c), gt.gradients.median_of_means(3)); the penalty's gradient is added to it.
     Raises DivergedError if the loss becomes NaN or infinite.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be at least 0, got {epochs}")
+    if gradient is not None and label_smoothing:
+        raise ValueError("gradient= aggregates the plain per-example losses; it does not combine with label_smoothing.")
     dev = data.train.device
     model.to(dev)
-    loss_fn = _loss_function(loss, data.n_classes, label_smoothing)
+    loss_fn = mean_loss(loss, data.n_classes, label_smoothing)
     opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum)
     order = generator(seed)
     torch.manual_seed(seed)  # dropout and any other randomness inside the model
     step_hooks = [cb for cb in callbacks if type(cb).on_step is not Callback.on_step]
     history = History(meta=dict(optimizer=optimizer if isinstance(optimizer, str) else "custom", lr=lr,
                                 weight_decay=weight_decay, batch_size=batch_size, loss=loss, seed=seed,
-                                label_smoothing=label_smoothing, penalty=penalty is not None, augment=augment is not None))
+                                label_smoothing=label_smoothing, penalty=penalty is not None, augment=augment is not None,
+                                gradient="mean" if gradient is None else getattr(gradient, "__qualname__", "custom")))
     start = time.perf_counter()
 
     def measure(epoch: int, running: float) -> None:
@@ -227,11 +218,18 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
         for x, y in data.train.batches(batch_size, order):
             if augment is not None:
                 x = augment(x)
-            with autocast(dev):
-                batch_loss = loss_fn(model(x).float(), y)
-            objective = batch_loss if penalty is None else batch_loss + penalty(model)
             opt.zero_grad(set_to_none=True)
-            objective.backward()
+            if gradient is None:
+                with autocast(dev):
+                    batch_loss = loss_fn(model(x).float(), y)
+                (batch_loss if penalty is None else batch_loss + penalty(model)).backward()
+            else:
+                each, losses = gradients.per_example(model, x, y, loss=loss, n_classes=data.n_classes)
+                batch_loss = losses.mean()
+                for name, step in gradient(each).items():
+                    model.get_parameter(name).grad = step
+                if penalty is not None:
+                    penalty(model).backward()
             opt.step()
             for cb in step_hooks:
                 cb.on_step(model)

@@ -233,3 +233,26 @@ def test_pruned_accuracies(small_mnist1d):
             accuracies("layer", keep_fraction_as_fraction=True),  # prunes the kept share instead
             {kept: gt.evaluate(model, small_mnist1d.test, n_classes=10)["acc"] for kept in (0.05, 0.2, 0.5)},  # not pruned
             {0.5: 0.3})
+
+
+def test_coherence_alpha():
+    gt.checks.coherence_alpha(lambda g: float(g.mean(0).pow(2).sum() / g.pow(2).sum(1).mean()))
+    rejects(gt.checks.coherence_alpha, stub,
+            lambda g: float(g.pow(2).sum(1).mean() / g.mean(0).pow(2).sum()),          # upside down
+            lambda g: float(g.norm(dim=1).mean() ** 2 / g.pow(2).sum(1).mean()),       # mean of the norms, not norm of the mean
+            lambda g: float(g.sum(0).pow(2).sum() / g.pow(2).sum(1).mean()))           # sum instead of mean: m times too large
+
+
+def test_subset_coherence(small_mnist1d):
+    gt.seed_everything(0)
+    model = gt.models.MLP(40, [32], 10)
+    gt.fit(model, small_mnist1d, epochs=2, seed=0)
+    train = small_mnist1d.train
+    subsets = {"first": train.subset(slice(0, 150)), "rest": train.subset(slice(150, None))}
+    right = {name: gt.gradients.coherence(model, split, n_classes=10).alpha for name, split in subsets.items()}
+    gt.checks.subset_coherence(right, model, subsets)
+    fresh = gt.models.MLP(40, [32], 10)
+    wrong_model = {name: gt.gradients.coherence(fresh, split, n_classes=10).alpha for name, split in subsets.items()}
+    swapped = {"first": right["rest"], "rest": right["first"]}
+    m_coherence = {name: gt.gradients.coherence(model, split, n_classes=10).m_coherence for name, split in subsets.items()}
+    rejects(lambda answer: gt.checks.subset_coherence(answer, model, subsets), {}, wrong_model, swapped, m_coherence)

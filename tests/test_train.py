@@ -88,3 +88,16 @@ def test_step_hook_runs_after_every_optimizer_step(small_mnist1d):
     hook = ZeroFirstWeight()
     model, _ = _train(small_mnist1d, epochs=2, batch_size=100, callbacks=[hook])
     assert hook.calls == 2 * 4 and model[1].weight[0, 0].item() == 0.0
+
+
+def test_record_adds_a_measurement_to_every_epoch(small_mnist1d):
+    calls = []
+
+    def first_bias(model):
+        calls.append(1)
+        return model[-1].bias[0].item()
+
+    model = gt.models.MLP(40, [8], 10)
+    history = gt.fit(model, small_mnist1d, epochs=2, callbacks=[gt.train.Record(first_bias=first_bias)])
+    assert len(calls) == 2 and np.isnan(history["first_bias"][0])
+    assert history["first_bias"][-1] == model[-1].bias[0].item()

@@ -1,0 +1,176 @@
+"""Per-example gradients, how coherent they are, and robust ways to add them up.
+
+A step of gradient descent moves along the *sum* of the examples' gradients. Where many examples agree, the step is
+large; where one example pushes alone, it is small. `coherence` measures that agreement (Chatterjee 2020;
+Chatterjee & Zielinski 2022); `winsorized` and `median_of_means` are aggregates that damp the directions few
+examples push (Zielinski, Krishnan & Chatterjee 2020), and `gt.fit(..., gradient=...)` trains with them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+from .data import TensorData
+from .losses import per_example_loss
+
+Gradients = dict[str, Tensor]  # parameter name -> per-example gradients, shape (examples, *parameter shape)
+Aggregate = Callable[[Gradients], Gradients]
+
+
+def _trainable(model: nn.Module) -> dict[str, Tensor]:
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def per_example(model: nn.Module, x: Tensor, y: Tensor, *, loss: str = "cross_entropy", n_classes: int | None = None,
+                chunk_size: int | None = 256) -> tuple[Gradients, Tensor]:
+    """The gradient of every example's loss with respect to every trainable parameter, and the losses.
+
+    torch.func's vmap over a one-example loss; `chunk_size` examples at a time bound the memory. Runs the model
+    as it is (train or eval mode); in train mode dropout draws its own mask for every example.
+    """
+    each = per_example_loss(loss, n_classes)
+    buffers = dict(model.named_buffers())
+
+    def one(params: dict[str, Tensor], xi: Tensor, yi: Tensor) -> tuple[Tensor, Tensor]:
+        value = each(functional_call(model, (params, buffers), (xi.unsqueeze(0),)), yi.unsqueeze(0)).sum()
+        return value, value
+
+    grads, losses = vmap(grad(one, has_aux=True), in_dims=(None, 0, 0), chunk_size=chunk_size,
+                          randomness="different")(_trainable(model), x, y)
+    return grads, losses.detach()
+
+
+@dataclass(frozen=True)
+class Coherence:
+    """alpha = ||E g||^2 / E ||g||^2 over the m examples' gradients g: 1 if all are identical, 1/m if they are
+    orthogonal and of equal norm. m_coherence = m * alpha runs from 1 (orthogonal) to m (identical): roughly, how many
+    examples a step along one example's gradient helps."""
+
+    alpha: float
+    m: int
+
+    @property
+    def m_coherence(self) -> float:
+        return self.m * self.alpha
+
+
+def _linear_only(model: nn.Module) -> list[nn.Linear] | None:
+    """The model's nn.Linear layers if they own every trainable parameter (as weight and bias), else None."""
+    layers = [module for module in model.modules() if type(module) is nn.Linear]
+    owned = {id(p) for layer in layers for p in (layer.weight, layer.bias) if p is not None}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return layers if trainable and all(id(p) in owned for p in trainable) else None
+
+
+def _norms_and_sum_linear(model: nn.Module, layers: list[nn.Linear], x: Tensor, y: Tensor, each) -> tuple[Tensor, Tensor]:
+    """Per-example squared gradient norms and the summed gradient, from one backward pass.
+
+    For a linear layer, example i's weight gradient is the outer product of the gradient at the layer's output,
+    d_i, and its input a_i, so its squared norm is |d_i|^2 |a_i|^2 (the bias adds |d_i|^2) (Goodfellow 2015)."""
+    inputs: dict[int, Tensor] = {}
+    outputs: dict[int, Tensor] = {}
+
+    def keep(layer, args, out):
+        if id(layer) in inputs:
+            raise ValueError("a linear layer is used twice in one forward pass")
+        if args[0].dim() != 2:
+            raise ValueError("inputs with more than one dimension per example")
+        inputs[id(layer)] = args[0].detach()
+        out.retain_grad()
+        outputs[id(layer)] = out
+
+    hooks = [layer.register_forward_hook(keep) for layer in layers]
+    try:
+        model.zero_grad(set_to_none=True)
+        each(model(x), y).sum().backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    norms = torch.zeros(len(y), device=x.device)
+    for layer in layers:
+        d2 = outputs[id(layer)].grad.pow(2).sum(1)
+        norms += d2 * inputs[id(layer)].pow(2).sum(1) + (d2 if layer.bias is not None else 0)
+    total = torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+    model.zero_grad(set_to_none=True)
+    return norms, total
+
+
+def coherence(model: nn.Module, data: TensorData, *, loss: str = "cross_entropy", n_classes: int | None = None,
+              batch_size: int = 1024) -> Coherence:
+    """The coherence of the per-example gradients of `model` over all of `data` (Chatterjee & Zielinski 2022).
+
+    Measured in eval mode. For networks whose parameters all sit in nn.Linear layers the per-example gradients are
+    never formed (their norms come from one backward pass a batch); for others they are formed `batch_size` at a time.
+    """
+    each = per_example_loss(loss, n_classes)
+    was_training = model.training
+    model.eval()
+    sum_sq = torch.zeros((), device=data.device, dtype=torch.float64)
+    total: Tensor | None = None
+    layers = _linear_only(model)
+    try:
+        for x, y in data.batches(batch_size, shuffle=False):
+            if layers is not None:
+                try:
+                    norms, batch_total = _norms_and_sum_linear(model, layers, x, y, each)
+                except ValueError:  # shared layers or sequence inputs: form the gradients instead
+                    layers = None
+            if layers is None:
+                grads, _ = per_example(model, x, y, loss=loss, n_classes=n_classes)
+                flat = torch.cat([g.reshape(len(g), -1) for g in grads.values()], 1)
+                norms, batch_total = flat.pow(2).sum(1), flat.sum(0)
+            sum_sq += norms.double().sum()
+            total = batch_total.double() if total is None else total + batch_total.double()
+    finally:
+        model.train(was_training)
+    m = len(data)
+    return Coherence(alpha=float(total.pow(2).sum() / m ** 2 / (sum_sq / m)), m=m)
+
+
+# --- aggregates: how a batch's per-example gradients become one step -------------------------------------------
+
+def mean(grads: Gradients) -> Gradients:
+    """The ordinary mini-batch gradient."""
+    return {name: g.mean(0) for name, g in grads.items()}
+
+
+def winsorized(c: int) -> Aggregate:
+    """Clip every coordinate to the range of its (c+1)-th smallest and (c+1)-th largest values over the batch,
+    then average: a direction pushed by at most c examples moves little (Chatterjee 2020's winsorized gradient
+    descent). c = 0 is the mean."""
+    if c < 0:
+        raise ValueError(f"c must be at least 0, got {c}")
+
+    def aggregate(grads: Gradients) -> Gradients:
+        result = {}
+        for name, g in grads.items():
+            if 2 * c >= len(g):
+                raise ValueError(f"winsorizing {c} values at each end needs batches of more than {2 * c} examples")
+            if c == 0:
+                result[name] = g.mean(0)
+                continue
+            high = g.topk(c + 1, 0).values[-1]  # the (c+1)-th largest value of every coordinate
+            low = g.topk(c + 1, 0, largest=False).values[-1]
+            result[name] = g.clamp(low, high).mean(0)
+        return result
+
+    aggregate.__qualname__ = f"winsorized({c})"
+    return aggregate
+
+
+def median_of_means(groups: int = 3) -> Aggregate:
+    """Split the batch into `groups` parts, average each, and take every coordinate's median over the parts (with 3
+    parts, Zielinski et al.'s "M3"): a direction needs a majority of the parts to move."""
+    if groups < 1 or groups % 2 == 0:
+        raise ValueError(f"groups must be an odd number (the median is then one of the means), got {groups}")
+
+    def aggregate(grads: Gradients) -> Gradients:
+        return {name: torch.stack([part.mean(0) for part in g.tensor_split(groups)]).median(0).values
+                for name, g in grads.items()}
+
+    aggregate.__qualname__ = f"median_of_means({groups})"
+    return aggregate
