@@ -132,6 +132,8 @@ class _Walker:
             from . import store
 
             self.text("gentools", name, store.source_hash())
+            if isinstance(fn, types.FunctionType):  # a function gentools made, such as l2_penalty(1e-4)
+                self.arguments(fn, name)
             return
         if _is_library(module):
             self.text("library", module.__name__, name, _version(module.__name__))
@@ -154,6 +156,14 @@ class _Walker:
             raise Unfingerprintable(f"{where} is a {type(fn).__name__}, whose code gentools cannot read")
         self.text("function")
         self.code(fn.__code__)
+        self.arguments(fn, name)
+        for global_name in sorted(_globals_read(fn.__code__)):
+            if global_name in fn.__globals__:
+                self.text("global", global_name)
+                self.value(fn.__globals__[global_name], f"the global {global_name!r} that {name} reads")
+
+    def arguments(self, fn: types.FunctionType, name: str) -> None:
+        """The values a function carries with it: its defaults and the variables it closes over."""
         self.value(fn.__defaults__, f"the defaults of {name}")
         self.value(fn.__kwdefaults__, f"the keyword defaults of {name}")
         for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
@@ -163,10 +173,6 @@ class _Walker:
             except ValueError:  # a cell not yet filled: a function that refers to itself before it exists
                 content = None
             self.value(content, f"the variable {var!r} that {name} closes over")
-        for global_name in sorted(_globals_read(fn.__code__)):
-            if global_name in fn.__globals__:
-                self.text("global", global_name)
-                self.value(fn.__globals__[global_name], f"the global {global_name!r} that {name} reads")
 
     def code(self, code: types.CodeType) -> None:
         """Compiled code without what cannot change a result: line numbers, file name, docstring."""

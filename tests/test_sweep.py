@@ -261,3 +261,10 @@ def test_library_functions_and_gentools_objects_have_fingerprints(sweep_cache):
     assert gt.sweep(run, grid=dict(seed=[0]), name="objects").attrs["cached"] == 1
     stopper.patience = 5  # an attribute the run reads
     assert gt.sweep(run, grid=dict(seed=[0]), name="objects").attrs["computed"] == 1
+
+
+def test_what_a_gentools_function_closes_over_is_part_of_the_key():
+    from gentools import fingerprint
+
+    assert fingerprint.of(gt.regularize.l2_penalty(1e-4)) != fingerprint.of(gt.regularize.l2_penalty(1e-3))
+    assert fingerprint.of(gt.regularize.l2_penalty(1e-4)) == fingerprint.of(gt.regularize.l2_penalty(1e-4))
