@@ -52,6 +52,7 @@ bench: $(BIN)/.installed  ## speed benchmarks; they print their figures
 	$(BIN)/python bench/fit_speed.py
 	$(BIN)/python bench/ensemble_speed.py
 	$(BIN)/python bench/sweep_parallel.py
+	$(BIN)/python bench/coherence_speed.py
 
 strip: $(BIN)/.installed  ## strip outputs from the notebooks before committing
 	$(BIN)/nbstripout notebooks/*.ipynb
