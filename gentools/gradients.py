@@ -104,7 +104,7 @@ def coherence(model: nn.Module, data: TensorData, *, loss: str = "cross_entropy"
     """The coherence of the per-example gradients of `model` over all of `data` (Chatterjee & Zielinski 2022).
 
     Measured in eval mode. For networks whose parameters all sit in nn.Linear layers the per-example gradients are
-    never formed (their norms come from one backward pass a batch); for others they are formed `batch_size` at a time.
+    never formed (their norms come from one backward pass a batch); for others they are formed 64 at a time.
     """
     each = per_example_loss(loss, n_classes)
     was_training = model.training
@@ -119,10 +119,12 @@ def coherence(model: nn.Module, data: TensorData, *, loss: str = "cross_entropy"
                     norms, batch_total = _norms_and_sum_linear(model, layers, x, y, each)
                 except ValueError:  # shared layers or sequence inputs: form the gradients instead
                     layers = None
-            if layers is None:
-                grads, _ = per_example(model, x, y, loss=loss, n_classes=n_classes)
-                flat = torch.cat([g.reshape(len(g), -1) for g in grads.values()], 1)
-                norms, batch_total = flat.pow(2).sum(1), flat.sum(0)
+            if layers is None:  # 64 examples' gradients at a time: memory of 64 copies of the parameters
+                norms, batch_total = torch.zeros(len(y), device=x.device), 0
+                for start in range(0, len(y), 64):
+                    grads, _ = per_example(model, x[start:start + 64], y[start:start + 64], loss=loss, n_classes=n_classes)
+                    flat = torch.cat([g.reshape(len(g), -1) for g in grads.values()], 1)
+                    norms[start:start + 64], batch_total = flat.pow(2).sum(1), batch_total + flat.sum(0)
             sum_sq += norms.double().sum()
             total = batch_total.double() if total is None else total + batch_total.double()
     finally:

@@ -110,3 +110,12 @@ def test_fit_with_the_mean_aggregate_equals_ordinary_training_and_robust_ones_tr
     robust = run(gradient=gradients.winsorized(2), penalty=gt.regularize.l2_penalty(1e-4))
     assert robust.meta["gradient"] == "winsorized(2)" and robust.final["train_loss"] < robust.records[0]["train_loss"]
     assert run(gradient=gradients.median_of_means(3)).final["train_loss"] < plain.records[0]["train_loss"]
+
+
+def test_coherence_of_formed_gradients_over_several_chunks():
+    torch.manual_seed(3)
+    model = gt.models.CNN1d(channels=2)
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(150, 40, generator=gen), torch.randint(10, (150,), generator=gen)
+    measured = gradients.coherence(model, gt.data.TensorData(x, y), n_classes=10, batch_size=100)
+    assert measured.alpha == pytest.approx(alpha_of(looped(model, x, y)), rel=1e-4)
