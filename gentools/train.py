@@ -174,7 +174,8 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
         weight_decay: float = 0.0, momentum: float = 0.9, batch_size: int = 100, loss: str = "cross_entropy",
         seed: int = 0, callbacks: Sequence[Callback] = (), penalty: Callable[[nn.Module], Tensor] | None = None,
         augment: Callable[[Tensor], Tensor] | None = None, label_smoothing: float = 0.0,
-        gradient: gradients.Aggregate | None = None, progress: bool | None = None) -> History:
+        gradient: gradients.Aggregate | None = None, adversary: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
+        progress: bool | None = None) -> History:
     """Train `model` on data.train for `epochs` epochs and measure every split after each epoch.
 
     `seed` fixes the batch order, dropout and augmentation; seed the model's initialisation yourself
@@ -183,6 +184,8 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
     training targets. The losses measured on each split are always the plain ones, so runs stay comparable.
     `gradient` replaces the batch's mean gradient by another aggregate of its per-example gradients
     (gt.gradients.winsorized(c), gt.gradients.median_of_means(3)); the penalty's gradient is added to it.
+    `adversary(model, x, y)` replaces every training batch by perturbed inputs (adversarial training, for example
+    with gt.attacks.fgsm); it runs after `augment`.
     Raises DivergedError if the loss becomes NaN or infinite.
     """
     if epochs < 0:
@@ -199,6 +202,7 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
     history = History(meta=dict(optimizer=optimizer if isinstance(optimizer, str) else "custom", lr=lr,
                                 weight_decay=weight_decay, batch_size=batch_size, loss=loss, seed=seed,
                                 label_smoothing=label_smoothing, penalty=penalty is not None, augment=augment is not None,
+                                adversary=adversary is not None,
                                 gradient="mean" if gradient is None else getattr(gradient, "__qualname__", "custom")))
     start = time.perf_counter()
 
@@ -218,6 +222,8 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
         for x, y in data.train.batches(batch_size, order):
             if augment is not None:
                 x = augment(x)
+            if adversary is not None:
+                x = adversary(model, x, y)
             opt.zero_grad(set_to_none=True)
             if gradient is None:
                 with autocast(dev):

@@ -1,0 +1,179 @@
+"""Small changes to the input that change a network's answer: gradient attacks under an L-infinity budget, a
+one-coordinate attack by differential evolution, and how often a one-step shift flips a prediction.
+
+Every attack runs the model in eval mode, on the inputs' device, and keeps its result inside the budget and inside
+the data's valid range `bounds` = (low, high) when one is given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .data import TensorData
+from .losses import mean_loss
+
+Bounds = tuple[float, float] | None
+
+
+def _input_gradient(model: nn.Module, x: Tensor, y: Tensor, loss: str, n_classes: int | None) -> Tensor:
+    """The gradient of the mean loss with respect to the inputs, the model in eval mode (restored after)."""
+    was_training = model.training
+    model.eval()
+    try:
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            value = mean_loss(loss, n_classes)(model(x), y)
+            (gradient,) = torch.autograd.grad(value, x)
+    finally:
+        model.train(was_training)
+    return gradient
+
+
+def _clip(x: Tensor, bounds: Bounds) -> Tensor:
+    return x if bounds is None else x.clamp(*bounds)
+
+
+def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, bounds: Bounds = None, loss: str = "cross_entropy",
+         n_classes: int | None = 10) -> Tensor:
+    """The fast gradient sign method (Goodfellow, Shlens & Szegedy 2015): x + eps * sign(grad_x loss), clipped to
+    `bounds`. One gradient, the steepest ascent of the loss's linearisation under |delta|_inf <= eps."""
+    if eps < 0:
+        raise ValueError(f"eps must be at least 0, got {eps}")
+    return _clip(x + eps * _input_gradient(model, x, y, loss, n_classes).sign(), bounds).detach()
+
+
+def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, steps: int = 10, step_size: float | None = None,
+        random_start: bool = False, bounds: Bounds = None, loss: str = "cross_entropy", n_classes: int | None = 10,
+        seed: int = 0) -> Tensor:
+    """Projected gradient descent on the loss (Madry et al. 2018): `steps` signed-gradient steps of `step_size`
+    (default 2.5 * eps / steps), each projected back into the eps-box around x and into `bounds`. With one step of
+    size eps and no random start, it is FGSM."""
+    if eps < 0 or steps < 1:
+        raise ValueError(f"need eps >= 0 and steps >= 1, got eps={eps}, steps={steps}")
+    step_size = 2.5 * eps / steps if step_size is None else step_size
+    adversarial = x.detach()
+    if random_start:
+        noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.device) * 2 - 1
+        adversarial = _clip(x + eps * noise, bounds)
+    for _ in range(steps):
+        adversarial = adversarial + step_size * _input_gradient(model, adversarial, y, loss, n_classes).sign()
+        adversarial = _clip(torch.max(torch.min(adversarial, x + eps), x - eps), bounds).detach()
+    return adversarial
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    return (model(x).argmax(1) == y).float().mean().item()
+
+
+def robust_accuracy(model: nn.Module, data: TensorData, eps: float, *, attack: str = "pgd", bounds: Bounds = None,
+                    batch_size: int = 1000, **options) -> float:
+    """Accuracy on `data` when every example is first perturbed by `attack` ('fgsm' or 'pgd') with budget eps."""
+    attacks = {"fgsm": fgsm, "pgd": pgd}
+    if attack not in attacks:
+        raise ValueError(f"attack must be one of {', '.join(attacks)}, got {attack!r}")
+    was_training = model.training
+    model.eval()
+    try:
+        correct = 0.0
+        for x, y in data.batches(batch_size, shuffle=False):
+            adversarial = attacks[attack](model, x, y, eps, bounds=bounds, **options) if eps > 0 else x
+            correct += _accuracy(model, adversarial, y) * len(y)
+    finally:
+        model.train(was_training)
+    return correct / len(data)
+
+
+# --- one coordinate -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OnePixel:
+    """The result of a one-coordinate attack on one input: whether the prediction changed, where and to what."""
+
+    success: bool
+    index: int
+    value: float
+    true_probability: float  # the model's probability of the true class after the change
+
+
+def one_pixel(model: nn.Module, x: Tensor, y: int, bounds: tuple[float, float], *, population: int = 40,
+              iterations: int = 30, seed: int = 0) -> OnePixel:
+    """Change one coordinate of the input `x` (any shape) to any value in `bounds` so as to make another class more
+    likely than the true class `y` (Su, Vargas & Sakurai 2019): scipy's differential evolution over (position, value)
+    minimises the true class's lead in log-probability.
+    The whole population is evaluated in one forward pass; the search stops as soon as the prediction changes."""
+    from scipy.optimize import differential_evolution
+
+    flat = x.detach().reshape(-1)
+    size = flat.numel()
+    was_training = model.training
+    model.eval()
+
+    @torch.no_grad()
+    def probabilities(candidates: np.ndarray) -> Tensor:  # candidates: (2, S) positions and values
+        positions = torch.as_tensor(candidates[0], device=flat.device).round().long().clamp(0, size - 1)
+        batch = flat.repeat(candidates.shape[1], 1)
+        batch[torch.arange(len(batch), device=flat.device), positions] = torch.as_tensor(candidates[1], dtype=flat.dtype,
+                                                                                          device=flat.device)
+        return model(batch.reshape(-1, *x.shape)).softmax(1)
+
+    def objective(candidates: np.ndarray) -> np.ndarray:  # the true class's lead over the best other: < 0 is a flip
+        logp = probabilities(candidates).clamp_min(1e-30).log()
+        return (logp[:, y] - torch.cat([logp[:, :y], logp[:, y + 1:]], 1).amax(1)).cpu().numpy()
+
+    def changed(intermediate_result) -> bool:  # scipy passes the best so far; True stops the search
+        return bool(probabilities(intermediate_result.x[:, None]).argmax(1).item() != y)
+
+    try:
+        found = differential_evolution(objective, [(0, size - 1), bounds], integrality=[True, False], popsize=population // 2,
+                                       maxiter=iterations, vectorized=True, updating="deferred", polish=False, seed=seed,
+                                       callback=changed, tol=0)
+        best = probabilities(found.x[:, None])[0]
+    finally:
+        model.train(was_training)
+    return OnePixel(success=bool(best.argmax().item() != y), index=int(round(found.x[0])), value=float(found.x[1]),
+                    true_probability=float(best[y]))
+
+
+# --- shifts -------------------------------------------------------------------------------------------------------
+
+def shift(x: Tensor, steps: int = 1, *, dim: int = -1, mode: str = "circular") -> Tensor:
+    """x shifted by `steps` positions along `dim`: 'circular' wraps around, 'zeros' fills the vacated positions with 0."""
+    if mode == "circular":
+        return torch.roll(x, steps, dims=dim)
+    if mode != "zeros":
+        raise ValueError(f"mode must be 'circular' or 'zeros', got {mode!r}")
+    moved = torch.roll(x, steps, dims=dim)
+    index = torch.arange(x.shape[dim], device=x.device)
+    vacated = index < steps if steps >= 0 else index >= x.shape[dim] + steps
+    shape = [1] * x.ndim
+    shape[dim] = -1
+    return moved.masked_fill(vacated.view(shape), 0)
+
+
+@torch.no_grad()
+def shift_flip_rate(model: nn.Module, x: Tensor, steps: int = 1, *, dim: int = -1, mode: str = "circular") -> float:
+    """The share of inputs whose predicted class changes when they are shifted by `steps` (Azulay & Weiss 2019)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return (model(x).argmax(1) != model(shift(x, steps, dim=dim, mode=mode)).argmax(1)).float().mean().item()
+    finally:
+        model.train(was_training)
+
+
+def random_shifts(max_steps: int, seed: int = 0):
+    """An augmentation for gt.fit: every example circularly shifted along its last dimension by its own random
+    number of steps in [-max_steps, max_steps]."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def augment(x: Tensor) -> Tensor:
+        length = x.shape[-1]
+        steps = torch.randint(-max_steps, max_steps + 1, (len(x),), generator=gen).to(x.device)
+        index = (torch.arange(length, device=x.device) - steps.view(-1, *[1] * (x.ndim - 1))) % length
+        return x.gather(-1, index.expand(x.shape))
+
+    return augment
