@@ -359,3 +359,35 @@ def subset_coherence(alphas: Mapping[str, float], model: nn.Module, subsets: Map
                      "all the examples of that subset, and their (noisy) training labels")
     finally:
         model.train(was_training)
+
+
+# --- chapter 8 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def fgsm(fn: Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor], model: nn.Module, data) -> None:
+    """fn(model, x, y, eps): the fast gradient sign method, against gt.attacks.fgsm on test inputs."""
+    from . import attacks
+
+    x, y = data.test.x[:200], data.test.y[:200]
+    answer = _call(fn, model, x, y, 0.1)
+    _require(isinstance(answer, torch.Tensor) and answer.shape == x.shape, "return a tensor of the inputs' shape")
+    _require(not answer.requires_grad, "detach the result from the graph (return x_adv.detach())")
+    _require((answer - x).abs().max() <= 0.1 + 1e-5, "every coordinate may move by at most eps")
+    reference = attacks.fgsm(model, x, y, 0.1)
+    moved_up = (answer - x) > 0
+    _require(torch.equal(moved_up, (reference - x) > 0),
+             "move each coordinate by eps in the direction that *increases* the loss: the sign of its gradient")
+    _require(torch.allclose(answer, reference, atol=1e-5), "move every coordinate by exactly eps (the sign, not the gradient)")
+
+
+@_exercise
+def flip_by_steps(flips: Mapping[int, float], model: nn.Module, x: torch.Tensor) -> None:
+    """The share of predictions changed by circular shifts of 1, 2, 4 and 8 steps, against gt.attacks."""
+    from . import attacks
+
+    _require(isinstance(flips, Mapping) and sorted(flips) == [1, 2, 4, 8], "flip_by_steps needs the keys 1, 2, 4 and 8")
+    for steps, value in flips.items():
+        reference = attacks.shift_flip_rate(model, x, steps)
+        _require(abs(float(value) - reference) < 1e-9,
+                 f"the flip rate for a shift of {steps} differs: shift all test inputs circularly by that many steps and "
+                 "count the predictions that change")

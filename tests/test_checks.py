@@ -256,3 +256,39 @@ def test_subset_coherence(small_mnist1d):
     swapped = {"first": right["rest"], "rest": right["first"]}
     m_coherence = {name: gt.gradients.coherence(model, split, n_classes=10).m_coherence for name, split in subsets.items()}
     rejects(lambda answer: gt.checks.subset_coherence(answer, model, subsets), {}, wrong_model, swapped, m_coherence)
+
+
+def test_fgsm_check(small_mnist1d):
+    gt.seed_everything(0)
+    model = gt.models.MLP(40, [32], 10)
+    gt.fit(model, small_mnist1d, epochs=2, seed=0)
+
+    def input_gradient(net, x, y):
+        x = x.clone().requires_grad_(True)
+        F.cross_entropy(net(x), y).backward()
+        return x.grad
+
+    def right(net, x, y, eps):
+        return (x + eps * input_gradient(net, x, y).sign()).detach()
+
+    def descends(net, x, y, eps):
+        return (x - eps * input_gradient(net, x, y).sign()).detach()
+
+    def raw_gradient(net, x, y, eps):
+        return (x + eps * input_gradient(net, x, y)).detach()
+
+    gt.checks.fgsm(right, model, small_mnist1d)
+    def half_step(net, x, y, eps):
+        return (x + eps / 2 * input_gradient(net, x, y).sign()).detach()
+
+    rejects(lambda fn: gt.checks.fgsm(fn, model, small_mnist1d), stub, descends, raw_gradient, half_step)
+
+
+def test_flip_by_steps(small_mnist1d):
+    torch.manual_seed(0)
+    model = gt.models.CNN1d()
+    x = small_mnist1d.test.x
+    right = {s: gt.attacks.shift_flip_rate(model, x, s) for s in (1, 2, 4, 8)}
+    gt.checks.flip_by_steps(right, model, x)
+    zeros = {s: gt.attacks.shift_flip_rate(model, x, s, mode="zeros") for s in (1, 2, 4, 8)}
+    rejects(lambda answer: gt.checks.flip_by_steps(answer, model, x), {1: right[1]}, zeros, {s: 1 - v for s, v in right.items()})
