@@ -391,3 +391,29 @@ def flip_by_steps(flips: Mapping[int, float], model: nn.Module, x: torch.Tensor)
         _require(abs(float(value) - reference) < 1e-9,
                  f"the flip rate for a shift of {steps} differs: shift all test inputs circularly by that many steps and "
                  "count the predictions that change")
+
+
+# --- chapter 9 -----------------------------------------------------------------------------------------------
+
+@_exercise
+def linear_ntk(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """fn(x, z): the output-averaged NTK of a linear model without bias, between the rows of x and of z."""
+    gen = generator(0)
+    x, z = torch.randn(6, 4, generator=gen), torch.randn(3, 4, generator=gen)
+    answer = _call(fn, x, z)
+    _require(isinstance(answer, torch.Tensor) and answer.shape == (6, 3), "return an (n, m) matrix: one row per row of x")
+    _require(torch.allclose(answer.double(), (x @ z.T).double(), atol=1e-5),
+             "each output's gradient holds the input in its own row: the inner product of two such gradients is x . z, "
+             "the same for every output, so their average is too")
+
+
+@_exercise
+def fine_tuning_accuracy(accuracy: Mapping[float, float], probe: float) -> None:
+    """Test accuracies after fine-tuning with three learning rates for the pre-trained layers; the rate 0 is a linear
+    probe and must agree with the chapter's linear probe at the same number of labels."""
+    _require(isinstance(accuracy, Mapping) and sorted(accuracy) == [0.0, 1e-4, 1e-3],
+             "fine_tuning_accuracy needs the keys 0.001, 0.0001 and 0.0 (the pre-trained layers' learning rates)")
+    _require(all(0 <= float(v) <= 1 for v in accuracy.values()), "the values are test accuracies, between 0 and 1")
+    _require(abs(float(accuracy[0.0]) - probe) < 0.05,
+             "with the pre-trained layers frozen (rate 0) the result should be the linear probe of the transfer section "
+             "(same pre-training seed, 5 labels per class): train the new last layer at 1e-3 for 100 epochs")

@@ -292,3 +292,14 @@ def test_flip_by_steps(small_mnist1d):
     gt.checks.flip_by_steps(right, model, x)
     zeros = {s: gt.attacks.shift_flip_rate(model, x, s, mode="zeros") for s in (1, 2, 4, 8)}
     rejects(lambda answer: gt.checks.flip_by_steps(answer, model, x), {1: right[1]}, zeros, {s: 1 - v for s, v in right.items()})
+
+
+def test_linear_ntk():
+    gt.checks.linear_ntk(lambda x, z: x @ z.T)
+    rejects(gt.checks.linear_ntk, stub, lambda x, z: z @ x.T, lambda x, z: x @ z.T * 3, lambda x, z: (x * x).sum(1, keepdim=True) @ (z * z).sum(1, keepdim=True).T)
+
+
+def test_fine_tuning_accuracy():
+    gt.checks.fine_tuning_accuracy({1e-3: 0.41, 1e-4: 0.47, 0.0: 0.49}, probe=0.5)
+    rejects(lambda answer: gt.checks.fine_tuning_accuracy(answer, probe=0.5), {}, {1e-3: 0.41, 1e-4: 0.47},
+            {1e-3: 0.41, 1e-4: 0.47, 0.0: 0.2}, {1e-3: 41, 1e-4: 47, 0.0: 49})

@@ -1,0 +1,120 @@
+"""The network seen as a kernel machine: the empirical neural tangent kernel, the linearised model, kernel regression.
+
+Near its initial parameters theta0 a network is approximately linear in its parameters,
+f(x; theta) ~ f(x; theta0) + J(x) (theta - theta0), with J the Jacobian of the outputs in the parameters. Training the
+linearised model by gradient descent is kernel regression with the neural tangent kernel K(x, x') = J(x) J(x')^T
+(Jacot, Gabriel & Hongler 2018; Lee et al. 2019). How far a real network strays from it is how much it learns features.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, jvp, vmap
+
+
+def _split(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    return ({name: p.detach() for name, p in model.named_parameters() if p.requires_grad}, dict(model.named_buffers()))
+
+
+def _output_gradients(model: nn.Module, x: Tensor, output: int, chunk_size: int) -> Tensor:
+    """d f_output(x_i) / d theta for every example, flattened: (examples, parameters)."""
+    params, buffers = _split(model)
+
+    def one(p: dict[str, Tensor], xi: Tensor) -> Tensor:
+        return functional_call(model, (p, buffers), (xi.unsqueeze(0),))[0, output]
+
+    grads = vmap(grad(one), in_dims=(None, 0), chunk_size=chunk_size)(params, x)
+    return torch.cat([g.reshape(len(x), -1) for g in grads.values()], 1)
+
+
+def ntk(model: nn.Module, x: Tensor, x2: Tensor | None = None, *, chunk_size: int = 256) -> Tensor:
+    """The empirical neural tangent kernel averaged over the outputs: K[i, j] = mean_c J_c(x_i) . J_c(x2_j), with J_c
+    the gradient of output c in the parameters. One output at a time, so memory holds one (examples x parameters)
+    matrix. (The full kernel has a block per pair of outputs; at initialisation and large width the blocks off the
+    diagonal vanish and the diagonal ones are equal, so this average is the kernel of every output.)
+    Measured in eval mode; returns a float64 (len(x), len(x2)) matrix; x2 defaults to x."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            outputs = model(x[:1]).shape[1]
+        kernel = torch.zeros(len(x), len(x if x2 is None else x2), dtype=torch.float64, device=x.device)
+        for c in range(outputs):
+            left = _output_gradients(model, x, c, chunk_size)
+            right = left if x2 is None else _output_gradients(model, x2, c, chunk_size)
+            kernel += (left @ right.T).double()
+    finally:
+        model.train(was_training)
+    return kernel / outputs
+
+
+class Linearised(nn.Module):
+    """f_lin(x; theta) = f(x; theta0) + J(x) (theta - theta0): the first-order Taylor model of `model` around its
+    current parameters theta0. Its parameters theta start at theta0 and train with gt.fit like any model; each forward
+    pass costs one Jacobian-vector product (torch.func.jvp)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = copy.deepcopy(model)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.names = [name for name, _ in model.named_parameters()]
+        self.theta = nn.ParameterList([nn.Parameter(p.detach().clone()) for p in model.parameters()])
+
+    def forward(self, x: Tensor) -> Tensor:
+        origin = dict(self.model.named_parameters())
+        buffers = dict(self.model.named_buffers())
+        delta = {name: theta - origin[name] for name, theta in zip(self.names, self.theta)}
+
+        def f(p: dict[str, Tensor]) -> Tensor:
+            return functional_call(self.model, (p, buffers), (x,))
+
+        with warnings.catch_warnings():  # torch's forward-mode AD loads decompositions with a deprecated torch.jit
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+            value, change = jvp(f, ({name: origin[name] for name in self.names},), (delta,))
+        return value + change
+
+
+def kernel_regression(k_train: Tensor, targets: Tensor, k_test: Tensor, ridge: float = 0.0) -> Tensor:
+    """Predictions k_test (K_train + ridge I)^-1 targets: the minimum-norm (ridge = 0, by pseudo-inverse) or ridge
+    interpolant in the kernel's feature space, which is where gradient descent on the linearised model from zero
+    output converges. k_test: (test, train) kernel values; targets: (train, outputs)."""
+    if ridge < 0:
+        raise ValueError(f"ridge must be non-negative, got {ridge}")
+    k = k_train.double()
+    y = targets.double()
+    if ridge == 0:
+        weights = torch.linalg.pinv(k, hermitian=True) @ y
+    else:
+        weights = torch.linalg.solve(k + ridge * torch.eye(len(k), dtype=k.dtype, device=k.device), y)
+    return k_test.double() @ weights
+
+
+class NTKLinear(nn.Module):
+    """A linear layer in the NTK parameterisation: weights and biases drawn from N(0, 1), the output scaled by
+    1 / sqrt(fan_in) (Jacot et al. 2018). The network's function at initialisation is that of the usual
+    parameterisation, but each weight's gradient shrinks with the width, so wide networks stay near their
+    linearisation."""
+
+    def __init__(self, fan_in: int, fan_out: int, bias_scale: float = 0.1):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(fan_out, fan_in))
+        self.bias = nn.Parameter(torch.randn(fan_out))
+        self.scale, self.bias_scale = 1 / np.sqrt(fan_in), bias_scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * x @ self.weight.T + self.bias_scale * self.bias
+
+
+def ntk_mlp(in_features: int, widths: list[int], out_features: int) -> nn.Sequential:
+    """An MLP of NTKLinear layers and ReLUs (inputs flattened)."""
+    sizes = [in_features, *widths]
+    layers: list[nn.Module] = [nn.Flatten()]
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [NTKLinear(fan_in, fan_out), nn.ReLU()]
+    layers.append(NTKLinear(sizes[-1], out_features))
+    return nn.Sequential(*layers)

@@ -1,0 +1,71 @@
+"""gt.kernels against what is known in closed form: a linear model's NTK is its Gram matrix and its linearisation is
+itself; kernels are symmetric positive semi-definite; kernel regression interpolates."""
+import pytest
+import torch
+from torch import nn
+
+import gentools as gt
+from gentools import kernels
+
+
+def test_the_ntk_of_a_linear_model_is_the_gram_matrix_of_its_inputs():
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3, bias=False)
+    x, z = torch.randn(7, 5), torch.randn(4, 5)
+    torch.testing.assert_close(kernels.ntk(model, x, z), (x @ z.T).double())
+
+
+def test_the_linearisation_of_a_linear_model_is_the_model_wherever_its_parameters_go():
+    torch.manual_seed(1)
+    model = nn.Linear(5, 3)
+    linear = kernels.Linearised(model)
+    with torch.no_grad():
+        for theta, p in zip(linear.theta, model.parameters()):
+            step = torch.randn_like(p)
+            theta.add_(step)
+            p.add_(step)
+    x = torch.randn(6, 5)
+    torch.testing.assert_close(linear(x), model(x))
+
+
+def test_the_linearisation_agrees_with_the_network_at_the_start_and_to_first_order():
+    torch.manual_seed(2)
+    model = gt.models.MLP(10, [16], 3, activation="tanh")
+    linear = kernels.Linearised(model)
+    x = torch.randn(8, 10)
+    torch.testing.assert_close(linear(x), model(x))
+    direction = [torch.randn_like(p) for p in model.parameters()]
+    with torch.no_grad():
+        for theta, p, d in zip(linear.theta, model.parameters(), direction):
+            theta.add_(1e-3 * d)
+            p.add_(1e-3 * d)
+    assert (linear(x) - model(x)).abs().max() < 1e-4  # second order in the step
+
+
+def test_the_kernel_is_symmetric_positive_semidefinite_and_matches_the_jacobian():
+    torch.manual_seed(3)
+    model = kernels.ntk_mlp(10, [32], 4)
+    x = torch.randn(12, 10)
+    k = kernels.ntk(model, x, chunk_size=5)  # several chunks
+    torch.testing.assert_close(k, k.T)
+    assert torch.linalg.eigvalsh(k).min() > -1e-8 * k.diagonal().max()
+    j = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(model(x[i:i + 1])[0, c], model.parameters())])
+                     for i in range(12) for c in range(4)]).view(12, 4, -1).double()
+    torch.testing.assert_close(k, torch.einsum("icp,jcp->ij", j, j) / 4)
+
+
+def test_kernel_regression_interpolates_and_ridge_shrinks():
+    torch.manual_seed(4)
+    x, y = torch.randn(10, 3, dtype=torch.float64), torch.randn(10, 2, dtype=torch.float64)
+    k = torch.exp(-torch.cdist(x, x) ** 2)
+    torch.testing.assert_close(kernels.kernel_regression(k, y, k), y)
+    assert kernels.kernel_regression(k, y, k, ridge=10.0).norm() < y.norm()
+    with pytest.raises(ValueError):
+        kernels.kernel_regression(k, y, k, ridge=-1)
+
+
+def test_a_linearised_model_trains_with_fit(small_mnist1d):
+    gt.seed_everything(0)
+    linear = kernels.Linearised(kernels.ntk_mlp(40, [64], 10))
+    history = gt.fit(linear, small_mnist1d, epochs=2, optimizer="sgd", lr=0.1)
+    assert history.final["train_loss"] < history.records[0]["train_loss"]
