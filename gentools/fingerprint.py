@@ -18,7 +18,7 @@ import sys
 import sysconfig
 import types
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,9 @@ class _Walker:
     def value(self, value: Any, where: str) -> None:
         if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
             self.text(type(value).__name__, repr(value))
+            return
+        if isinstance(value, PurePath):  # a path counts by its name, as a string would (not by the file's content)
+            self.text("path", str(value))
             return
         if id(value) in self.seen:
             self.text("seen", self.seen[id(value)])

@@ -268,3 +268,11 @@ def test_what_a_gentools_function_closes_over_is_part_of_the_key():
 
     assert fingerprint.of(gt.regularize.l2_penalty(1e-4)) != fingerprint.of(gt.regularize.l2_penalty(1e-3))
     assert fingerprint.of(gt.regularize.l2_penalty(1e-4)) == fingerprint.of(gt.regularize.l2_penalty(1e-4))
+
+
+def test_a_path_counts_by_its_name():
+    from pathlib import Path
+
+    from gentools import fingerprint
+
+    assert fingerprint.of(Path("/data/a.pth")) == fingerprint.of(Path("/data/a.pth")) != fingerprint.of(Path("/data/b.pth"))
