@@ -6,7 +6,7 @@ from . import attacks, biasvar, checks, config, data, device, ensemble, fingerpr
 from .claims import check, check_close, claim
 from .config import pick, scale
 from .device import seed_everything
-from .setup import setup
+from .session import setup
 from .sweep import SweepIncomplete, sweep
 from .train import EarlyStopping, History, evaluate, fit
 

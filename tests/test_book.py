@@ -48,3 +48,16 @@ def test_a_failing_chapter_fails_the_build(tmp_path, broken_code, error):
     result = build_book(source, tmp_path / "out", dict(os.environ))
     assert result.returncode != 0
     assert error in result.stdout + result.stderr
+
+
+def test_every_notebook_is_a_chapter_of_the_table_of_contents_and_of_both_chapter_tables():
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    chapters = [entry["file"] for part in toc["parts"] if part.get("caption") == "Chapters" for entry in part["chapters"]]
+    notebooks = sorted(f"notebooks/{path.stem}" for path in (ROOT / "notebooks").glob("*.ipynb"))
+    assert chapters == notebooks  # in order, none missing, none extra
+    intro, readme = (ROOT / "book" / "intro.md").read_text(), (ROOT / "README.md").read_text()
+    for number, chapter in enumerate(chapters, 1):
+        assert f"| {number} | [" in intro and f"../{chapter}.ipynb" in intro, chapter
+        assert f"\n| {number} | " in readme, chapter

@@ -1,4 +1,4 @@
-"""gt.setup(): the first line of every chapter."""
+"""A chapter's session: gt.setup(), its first line (seeds, plot style, and which scale and device the run uses)."""
 from __future__ import annotations
 
 from . import config, device, plots
