@@ -85,7 +85,12 @@ def _run_point(runs: _Runs, point: dict[str, Any]) -> Any:
     if os.getpid() != runs.caller:
         torch.set_num_threads(runs.threads)
     seed_everything(int(point.get("seed", 0)))
-    return _encode(dict(runs.fn(**runs.fixed, **point)))
+    result = runs.fn(**runs.fixed, **point)
+    if isinstance(result, Mapping):
+        return _encode(dict(result))
+    if isinstance(result, (list, tuple)) and all(isinstance(row, Mapping) for row in result):
+        return _encode([dict(row) for row in result])  # several rows: one per seed, variant, round...
+    raise TypeError(f"A run returns a dict of results or a list of such dicts (one per row), not {type(result).__name__}.")
 
 
 _WARNED: set[tuple[str, str]] = set()
@@ -125,13 +130,14 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
           executor=None, worker_threads: int = 1):
     """Run fn(**fixed, **point) for every point of the grid (the product of its lists) and return a table.
 
-    `fn` returns a dict of numbers, lists, arrays or Histories. Each point is seeded with its own `seed`
-    entry (0 if none) before it runs; runs are saved as they finish. `executor` runs the points elsewhere: a
+    `fn` returns a dict of numbers, lists, arrays or Histories, or a list of such dicts: several rows of the table
+    (one per round, variant or seed measured inside the run), each with the point's columns. Each point is seeded
+    with its own `seed` entry (0 if none) before it runs; runs are saved as they finish. `executor` runs the points elsewhere: a
     dask.distributed Client (or its get_executor()), a concurrent.futures executor, or anything with submit();
     worker processes use `worker_threads` PyTorch threads. If runs fail there, the others are kept and
     SweepIncomplete says which failed; a rerun computes only those. The table (a pandas DataFrame) has one row a
-    run: the grid's columns, then the results; table.attrs['computed'] and ['cached'] count how each row was
-    obtained.
+    run, or a run's row: the grid's columns, then the results; table.attrs['computed'] and ['cached'] count the runs
+    computed and read from the cache.
     """
     import pandas as pd
 
@@ -191,7 +197,8 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
                               f"{'cached' if cache else 'done'}; run the sweep again to compute only the missing ones.",
                               lost) from error
 
-    rows = [{**point, **_decode(result)} for point, result in zip(points, results)]
+    rows = [{**point, **row} for point, result in zip(points, results)
+            for row in (_decode(result) if isinstance(result, list) else [_decode(result)])]
     table = pd.DataFrame(rows)
     table.attrs.update(name=name, computed=len(missing), cached=len(points) - len(missing))
     return table

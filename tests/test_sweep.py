@@ -276,3 +276,17 @@ def test_a_path_counts_by_its_name():
     from gentools import fingerprint
 
     assert fingerprint.of(Path("/data/a.pth")) == fingerprint.of(Path("/data/a.pth")) != fingerprint.of(Path("/data/b.pth"))
+
+
+def rounds(x, seed):
+    return [{"round": r, "value": x * r} for r in range(3)]
+
+
+def test_a_run_may_return_several_rows(sweep_cache):
+    table = gt.sweep(rounds, grid=dict(x=[1, 2], seed=[0]), name="rows")
+    assert table[["x", "seed", "round", "value"]].values.tolist() == [[1, 0, 0, 0], [1, 0, 1, 1], [1, 0, 2, 2],
+                                                                      [2, 0, 0, 0], [2, 0, 1, 2], [2, 0, 2, 4]]
+    again = gt.sweep(rounds, grid=dict(x=[1, 2], seed=[0]), name="rows")
+    assert again.attrs["cached"] == 2 and again.equals(table)
+    with pytest.raises(TypeError, match="list of such dicts"):
+        gt.sweep(lambda seed: 3.0, grid=dict(seed=[0]), name="scalar", cache=False)
