@@ -53,6 +53,7 @@ bench: $(BIN)/.installed  ## speed benchmarks; they print their figures
 	$(BIN)/python bench/ensemble_speed.py
 	$(BIN)/python bench/sweep_parallel.py
 	$(BIN)/python bench/coherence_speed.py
+	$(BIN)/python bench/double_descent_speed.py
 
 strip: $(BIN)/.installed  ## strip outputs from the notebooks before committing
 	$(BIN)/nbstripout notebooks/*.ipynb

@@ -207,6 +207,23 @@ def regression(n_train: int = 30, n_test: int = 1000, noise: float = 0.3, seed: 
     return DataSet(f"regression-{function}", train=draw(n_train), test=draw(n_test))
 
 
+
+def two_speed_regression(n_train: int = 100, n_test: int = 5000, fast: int = 70, slow: int = 10,
+                         slow_scale: float = 0.03, slow_signal: float = 0.3, noise: float = 0.2, seed: int = 0) -> DataSet:
+    """Linear regression whose features are learned at two speeds (Heckel & Yilmaz 2020): `fast` features of unit
+    scale and `slow` ones of scale `slow_scale`, so gradient descent learns the latter about 1/slow_scale^2 times
+    more slowly. y = x w* + Gaussian noise; the fast features carry signal variance 1, the slow ones `slow_signal`."""
+    gen = generator(seed)
+    scales = torch.cat([torch.ones(fast), torch.full((slow,), slow_scale)]).double()
+    w_star = torch.randn(fast + slow, generator=gen, dtype=torch.float64) * torch.cat(
+        [torch.full((fast,), fast ** -0.5), torch.full((slow,), (slow_signal / slow) ** 0.5 / slow_scale)]).double()
+
+    def draw(n: int) -> TensorData:
+        x = torch.randn(n, fast + slow, generator=gen, dtype=torch.float64) * scales
+        return TensorData(x, x @ w_star + noise * torch.randn(n, generator=gen, dtype=torch.float64))
+
+    return DataSet("two-speed-regression", train=draw(n_train), test=draw(n_test))
+
 _TORCHVISION_FILES = {
     "MNIST": "MNIST/raw/ (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)",
     "FashionMNIST": "FashionMNIST/raw/ (the same four idx files as MNIST, from Zalando's Fashion-MNIST)",

@@ -9,6 +9,8 @@ them with cloudpickle) are scattered to every worker once, not sent again with e
 from __future__ import annotations
 
 import concurrent.futures
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -37,6 +39,14 @@ def completed(executor: Any, task: Callable[[Any, Any], Any], shared: Any, items
             yield futures[future], future.result(), None
         except Exception as error:  # noqa: BLE001 - reported to the caller with its run
             yield futures[future], None, error
+
+
+def processes(workers: int | None = None) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of `workers` processes on this machine (default: one per core), for gt.sweep(..., executor=...).
+    Workers are started fresh (spawn), not forked: a fork of a process whose PyTorch threads are running can hang.
+    Run functions must be importable (gentools' own, or a module's), and fixed arguments picklable."""
+    return concurrent.futures.ProcessPoolExecutor(workers or os.cpu_count() or 1,
+                                                  mp_context=multiprocessing.get_context("spawn"))
 
 
 def _dask_client(executor: Any):

@@ -43,6 +43,30 @@ def least_squares(features: Tensor, targets: Tensor, ridge: float = 0.0) -> Tens
     return torch.linalg.solve(xt @ x + ridge * eye, xt @ y)
 
 
+
+def gradient_descent_path(features: Tensor, targets: Tensor, steps, lr: float | None = None,
+                          feature_lr: Tensor | None = None) -> Tensor:
+    """The weights of gradient descent from zero on ||X w - y||^2 / (2n) after each number of `steps`, exactly and
+    at once: along an eigenvector of X^T X / n with eigenvalue lam, the weight moves toward its least-squares value
+    by the fraction 1 - (1 - lr lam)^t, so directions of small eigenvalue are learned late (the analysis of
+    Heckel & Yilmaz 2020). `lr` defaults to 1 / the largest eigenvalue. `feature_lr` scales each feature's step
+    (per-group learning rates): descent in the features X diag(feature_lr)^(1/2). Returns (len(steps), p[, k])."""
+    x, y = features.to(torch.float64), targets.to(torch.float64)
+    root = torch.ones(x.shape[-1], dtype=torch.float64) if feature_lr is None else feature_lr.to(torch.float64).sqrt()
+    x = x * root
+    n = x.shape[0]
+    lam, vectors = torch.linalg.eigh(x.T @ x / n)
+    lam = lam.clamp_min(0)
+    lr = float(1 / lam.max()) if lr is None else lr
+    if lr * lam.max() >= 2:
+        raise ValueError(f"lr={lr} diverges: gradient descent needs lr < 2 / {lam.max().item():.3g}")
+    projected = vectors.T @ (x.T @ y / n)  # (p[, k])
+    t = torch.as_tensor(list(steps), dtype=torch.float64)[:, None]
+    learned = torch.where(lam > 1e-12 * lam.max(), (1 - (1 - lr * lam) ** t) / lam.clamp_min(1e-300), 0.0)  # (T, p)
+    weights = learned[..., None] * projected if y.ndim > 1 else learned * projected
+    path = torch.einsum("ij,tj...->ti...", vectors, weights)
+    return path * (root[:, None] if y.ndim > 1 else root)
+
 def fit_polynomial(x: Tensor, y: Tensor, degree: int, ridge: float = 0.0):
     """Fit a polynomial of `degree` by least squares; returns a function that predicts at new x."""
     weights = least_squares(polynomial_features(x, degree), y, ridge)

@@ -17,8 +17,10 @@ def per_example_loss(name: str, n_classes: int | None, label_smoothing: float = 
     if name == "cross_entropy":
         if not n_classes:
             raise ValueError("cross_entropy needs class labels; use loss='mse' for regression.")
-        return lambda out, y: F.cross_entropy(out.flatten(0, -2), y.flatten(), reduction="none",
-                                              label_smoothing=label_smoothing).view(y.shape)
+        # classes moved to dim 1 (PyTorch's layout for extra dimensions): on a CPU 3x faster than flattening the
+        # leading dimensions, whose log-softmax over rows of 10 is slow
+        return lambda out, y: F.cross_entropy(out.movedim(-1, 1) if out.dim() > 2 else out, y, reduction="none",
+                                              label_smoothing=label_smoothing)
     if name == "mse":
         if n_classes:
             return lambda out, y: (out - F.one_hot(y, n_classes).to(out.dtype)).pow(2).sum(-1)

@@ -9,12 +9,14 @@ mechanism that cannot be forgotten or bypassed.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.utils.prune as torch_prune
 from torch import Tensor, nn
 
+from .data import DataSet
+from .device import device as default_device
 from .device import generator
 from .train import Callback
 
@@ -177,3 +179,60 @@ def iterative_magnitude_pruning(model: nn.Module, train: Callable[[nn.Module], d
 def ticket(model: nn.Module, mask: dict[str, Tensor], state: dict[str, Tensor]) -> nn.Module:
     """A fresh copy of `model` with weights `state` and masks `mask` applied."""
     return apply_masks(rewind(copy.deepcopy(model), state), mask)
+
+
+def lottery(data: DataSet, widths: Sequence[int], *, seeds: Sequence[int], rounds: int, epochs: int,
+            control_rounds: Sequence[int] = (), fraction: float = 0.2, output_fraction: float = 0.1,
+            optimizer: str = "adam", lr: float = 1.2e-3, batch_size: int = 100, reinit_offset: int = 10_000,
+            progress: bool | None = None) -> list[dict]:
+    """Iterative magnitude pruning of MLPs in -> widths -> classes for several seeds at once, with both controls.
+
+    Each round trains, as one stack (gt.ensemble.StackedMLP with masks), every seed's ticket (its mask, its original
+    initial weights: rewinding to step 0) and, in `control_rounds`, the two controls: the same mask re-initialised
+    (seed + reinit_offset) and a random mask with the same number of weights per layer and the original weights.
+    Every member is judged at its early-stopping epoch, the one of lowest validation loss (data needs a valid split).
+    Then each ticket loses `fraction` of its surviving weights in every layer (`output_fraction` in the last), by
+    the magnitude of its trained weights. One row per member and round: seed, round, remaining, variant,
+    best_epoch, test_acc, valid_loss; the last round's tickets also carry `first_layer_mask` (units x inputs)."""
+    if data.valid is None:
+        raise ValueError("lottery() judges every network at its lowest validation loss: hold out a validation split first")
+    from .ensemble import StackedMLP, evaluate_stacked, fit_stacked, stack
+
+    in_features, classes = int(torch.tensor(data.input_shape).prod()), data.n_classes
+    sizes = [in_features, *widths, classes]
+    dev = default_device()
+    tickets = {seed: [torch.ones(a, b, device=dev) for a, b in zip(sizes, sizes[1:])] for seed in seeds}
+    rows: list[dict] = []
+    for round_ in range(rounds + 1):
+        members = [("winning ticket", seed, seed, tickets[seed]) for seed in seeds]
+        if round_ in control_rounds:
+            for seed in seeds:
+                members.append(("re-initialised", seed, seed + reinit_offset, tickets[seed]))
+                shuffled = random_masks(dict(enumerate(tickets[seed])), seed=seed + round_)
+                members.append(("random mask", seed, seed, [shuffled[i] for i in range(len(sizes) - 1)]))
+        k = len(members)
+        nets = StackedMLP(in_features, widths, classes, seeds=[init for _, _, init, _ in members]).to(dev)
+        nets.set_masks([torch.stack([mask[layer] for *_, mask in members]) for layer in range(len(sizes) - 1)])
+        seen: dict[str, list[Tensor]] = {"valid_loss": [], "test_acc": []}
+
+        def measure(epoch: int, model: StackedMLP) -> None:
+            seen["valid_loss"].append(evaluate_stacked(model, stack(data.valid.x, k), stack(data.valid.y, k), "cross_entropy", classes)["loss"])
+            seen["test_acc"].append(evaluate_stacked(model, stack(data.test.x, k), stack(data.test.y, k), "cross_entropy", classes)["acc"])
+
+        fit_stacked(nets, stack(data.train.x, k), stack(data.train.y, k), epochs=epochs, optimizer=optimizer, lr=lr,
+                    batch_size=batch_size, loss="cross_entropy", n_classes=classes, progress=progress, on_epoch=measure)
+        valid_loss, test_acc = torch.stack(seen["valid_loss"]).cpu(), torch.stack(seen["test_acc"]).cpu()
+        best = valid_loss.argmin(0)
+        remaining_now = {seed: float(sum(m.sum() for m in tickets[seed]) / sum(m.numel() for m in tickets[seed])) for seed in seeds}
+        for i, (variant, seed, _, mask) in enumerate(members):
+            rows.append({"seed": seed, "round": round_, "remaining": remaining_now[seed], "variant": variant,
+                         "best_epoch": int(best[i]) + 1, "test_acc": float(test_acc[best[i], i]),
+                         "valid_loss": float(valid_loss[best[i], i])})
+            if round_ == rounds and variant == "winning ticket":
+                rows[-1]["first_layer_mask"] = mask[0].T.cpu().tolist()
+        if round_ < rounds:  # prune each ticket by the magnitude of its trained weights, then rewind (a fresh stack)
+            for i, seed in enumerate(seeds):
+                last = len(sizes) - 2
+                tickets[seed] = [_prune_smallest(nets.weights[layer][i].detach().abs(), tickets[seed][layer],
+                                                 output_fraction if layer == last else fraction) for layer in range(last + 1)]
+    return rows

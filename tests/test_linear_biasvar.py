@@ -127,3 +127,57 @@ def test_random_fourier_features_approximate_the_gaussian_kernel():
     kernel = torch.exp(-torch.cdist(x, x) ** 2 / (2 * 1.5 ** 2))
     assert torch.allclose(features @ features.T, kernel, atol=0.03)
     assert torch.equal(features, gt.linear.random_fourier_features(x, 40_000, bandwidth=1.5, seed=1))
+
+
+def explicit_gradient_descent(x, y, lr, steps, feature_lr=None):
+    """The reference: a loop of gradient steps on ||x w - y||^2 / (2n), with an optional step size per feature."""
+    scale = torch.ones(x.shape[1], dtype=torch.float64) if feature_lr is None else feature_lr
+    w = torch.zeros((x.shape[1],) + tuple(y.shape[1:]), dtype=torch.float64)
+    seen = []
+    for t in range(1, max(steps) + 1):
+        gradient = x.T @ (x @ w - y) / len(x)
+        w = w - lr * (scale[:, None] if y.ndim > 1 else scale) * gradient
+        if t in steps:
+            seen.append(w.clone())
+    return torch.stack(seen)
+
+
+@pytest.mark.parametrize("targets", [1, 3])
+def test_gradient_descent_path_equals_a_loop_of_steps(targets):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 12, generator=gen, dtype=torch.float64) * torch.linspace(0.1, 2, 12, dtype=torch.float64)
+    y = torch.randn(30, targets, generator=gen, dtype=torch.float64).squeeze(-1)
+    steps = [1, 7, 200]
+    torch.testing.assert_close(gt.linear.gradient_descent_path(x, y, steps, lr=0.1), explicit_gradient_descent(x, y, 0.1, steps))
+    feature_lr = torch.linspace(1, 5, 12, dtype=torch.float64)
+    torch.testing.assert_close(gt.linear.gradient_descent_path(x, y, steps, lr=0.05, feature_lr=feature_lr),
+                               explicit_gradient_descent(x, y, 0.05, steps, feature_lr))
+
+
+def test_gradient_descent_path_ends_at_the_minimum_norm_solution_and_refuses_divergent_steps():
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(10, 25, generator=gen, dtype=torch.float64), torch.randn(10, generator=gen, dtype=torch.float64)
+    far = gt.linear.gradient_descent_path(x, y, [10 ** 6])[0]  # from zero, descent stays in the row space
+    torch.testing.assert_close(far, gt.linear.least_squares(x, y[:, None])[:, 0])
+    largest = torch.linalg.eigvalsh(x.T @ x / 10).max().item()
+    with pytest.raises(ValueError, match="diverges"):
+        gt.linear.gradient_descent_path(x, y, [5], lr=2.5 / largest)
+
+
+def test_two_speed_regression_has_the_scales_and_signal_it_promises():
+    data = gt.data.two_speed_regression(n_train=20, n_test=20000, fast=30, slow=5, slow_scale=0.1, slow_signal=0.5,
+                                        noise=0.3, seed=0)
+    x = data.test.x
+    assert x.shape == (20000, 35) and data.train.x.shape == (20, 35)
+    assert x[:, :30].std().item() == pytest.approx(1.0, rel=0.02) and x[:, 30:].std().item() == pytest.approx(0.1, rel=0.02)
+    signal = []  # each part's share of the signal variance, averaged over draws of w* (40 draws x 5 or 30 weights)
+    for seed in range(40):
+        draw = gt.data.two_speed_regression(n_train=20, n_test=2000, fast=30, slow=5, slow_scale=0.1, slow_signal=0.5,
+                                            noise=0.0, seed=seed)
+        w = gt.linear.least_squares(draw.test.x, draw.test.y[:, None])[:, 0]  # noiseless: w* itself
+        signal.append([(draw.test.x[:, :30] @ w[:30]).var().item(), (draw.test.x[:, 30:] @ w[30:]).var().item()])
+    fast_signal, slow_signal = np.mean(signal, axis=0)
+    assert fast_signal == pytest.approx(1.0, rel=0.2) and slow_signal == pytest.approx(0.5, rel=0.35)
+    again = gt.data.two_speed_regression(n_train=20, n_test=20000, fast=30, slow=5, slow_scale=0.1, slow_signal=0.5,
+                                         noise=0.3, seed=0)
+    assert torch.equal(again.train.x, data.train.x)

@@ -84,3 +84,55 @@ def test_convolutions_can_have_their_own_rate():
     new = prune.magnitude_masks(model, 0.2, output_fraction=0.1, conv_fraction=0.15)
     kept = {name: round(float(m.mean()), 2) for name, m in new.items()}
     assert list(kept.values()) == [0.85, 0.85, 0.8, 0.8, 0.9]
+
+
+def test_the_stacked_lottery_finds_the_same_tickets_as_pruning_one_network_at_a_time(small_mnist1d):
+    data = small_mnist1d.hold_out(0.25, seed=0)
+    rows = prune.lottery(data, [16, 8], seeds=[0], rounds=2, epochs=3, lr=3e-3)
+
+    def train(net, callbacks=()):
+        history = gt.fit(net, data, epochs=3, optimizer="adam", lr=3e-3, batch_size=100, seed=0, callbacks=callbacks)
+        best = history.best("valid_loss")
+        return {"best_epoch": int(best["epoch"]), "test_acc": best["test_acc"]}
+
+    torch.manual_seed(0)
+    records = prune.iterative_magnitude_pruning(gt.models.MLP(40, [16, 8], 10), train, rounds=2, fraction=0.2,
+                                                output_fraction=0.1)
+    assert [row["round"] for row in rows] == [0, 1, 2] and {row["variant"] for row in rows} == {"winning ticket"}
+    for row, record in zip(rows, records):
+        assert row["remaining"] == pytest.approx(record["remaining"])
+        assert row["best_epoch"] == record["best_epoch"]
+        assert row["test_acc"] == pytest.approx(record["test_acc"], abs=1e-6)
+    ours, theirs = torch.tensor(rows[-1]["first_layer_mask"]), records[-1]["masks"]["1"]
+    assert ours.shape == theirs.shape == (16, 40)
+    assert (ours == theirs).float().mean() > 0.99  # magnitudes equal to float tolerance: at most a near-tie may swap
+
+
+def test_lottery_controls_keep_the_tickets_layer_sizes(small_mnist1d):
+    data = small_mnist1d.hold_out(0.25, seed=0)
+    rows = prune.lottery(data, [12], seeds=[0, 1], rounds=3, epochs=2, control_rounds=[3])
+    last = [row for row in rows if row["round"] == 3]
+    assert sorted((row["variant"], row["seed"]) for row in last) == sorted(
+        (variant, seed) for variant in ("winning ticket", "re-initialised", "random mask") for seed in (0, 1))
+    assert len({row["remaining"] for row in last if row["seed"] == 0}) == 1  # the controls keep as many weights
+    assert last[0]["remaining"] == pytest.approx((480 * 0.8 ** 3 + 120 * 0.9 ** 3) / 600, abs=0.005)  # 20% a round, 10% at the output
+    assert all(0 < row["best_epoch"] <= 2 and 0 <= row["test_acc"] <= 1 for row in rows)
+    with pytest.raises(ValueError, match="validation split"):
+        prune.lottery(small_mnist1d, [4], seeds=[0], rounds=1, epochs=1)
+
+
+def test_a_masked_stack_keeps_pruned_weights_silent(small_mnist1d):
+    from gentools.ensemble import StackedMLP, fit_stacked, stack
+    nets = StackedMLP(40, [8], 10, seeds=[0, 1])
+    masks = [torch.bernoulli(torch.full(w.shape, 0.5), generator=torch.Generator().manual_seed(i)) for i, w in enumerate(nets.weights)]
+    nets.set_masks(masks)
+    before = [w.detach().clone() for w in nets.weights]
+    fit_stacked(nets, stack(small_mnist1d.train.x, 2), stack(small_mnist1d.train.y, 2), epochs=2, optimizer="adam",
+                lr=1e-2, batch_size=100, loss="cross_entropy", n_classes=10)
+    for weight, old, mask in zip(nets.weights, before, masks):
+        assert torch.equal(weight.detach()[mask == 0], old[mask == 0])  # no gradient reached them
+        assert not torch.equal(weight.detach()[mask == 1], old[mask == 1])
+    member = nets.member(1)
+    assert torch.equal(member[1].weight.detach() == 0, (masks[0][1].T == 0) | (nets.weights[0][1].detach().T == 0))
+    with pytest.raises(ValueError, match="shapes"):
+        nets.set_masks([torch.ones(2, 3, 3)])

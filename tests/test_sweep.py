@@ -290,3 +290,15 @@ def test_a_run_may_return_several_rows(sweep_cache):
     assert again.attrs["cached"] == 2 and again.equals(table)
     with pytest.raises(TypeError, match="list of such dicts"):
         gt.sweep(lambda seed: 3.0, grid=dict(seed=[0]), name="scalar", cache=False)
+
+
+def test_a_local_process_pool_gives_the_serial_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
+    data = gt.data.load("mnist1d", n_train=200, n_test=100, seed=0, device="cpu")
+    options = dict(grid=dict(widths=[[4], [8, 16]]), fixed=dict(data={"clean": data}, depth=2, epochs=2, progress=False),
+                   name="pool", cache=False, progress=False)
+    serial = gt.sweep(gt.ensemble.fit_widths, **options)
+    with gt.executors.processes(2) as pool:
+        pooled = gt.sweep(gt.ensemble.fit_widths, executor=pool, **options)
+    assert list(pooled["width"]) == [4, 8, 16]
+    assert pooled.drop(columns="widths").equals(serial.drop(columns="widths"))
