@@ -20,7 +20,7 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 book: $(BIN)/.installed  ## build the website, every chapter executed at GENTOOLS_SCALE=$(SCALE)
-	GENTOOLS_SCALE=$(SCALE) $(BIN)/jupyter-book build . -W --keep-going
+	GENTOOLS_SCALE=$(SCALE) GENTOOLS_WORKERS=$${GENTOOLS_WORKERS:-$$(nproc)} $(BIN)/jupyter-book build . -W --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 # Every test run trains from scratch (a fresh cache); the book build of the tests then reuses the notebooks' sweeps.

@@ -57,7 +57,7 @@ def main() -> None:
     print(f"largest difference {gap:.3f} (different batch orders and initial draws: seed noise, a few points at most)")
     print(f"plain loop, one width at a time: {plain_s:.1f} s")
     print(f"gentools, padded stacks in this process: {here_s:.1f} s  ({plain_s / here_s:.1f}x)")
-    print(f"gentools, padded stacks on {pool._max_workers} worker processes: {pooled_s:.1f} s  ({plain_s / pooled_s:.1f}x)")
+    print(f"gentools, padded stacks on {pool.workers} worker processes: {pooled_s:.1f} s  ({plain_s / pooled_s:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -59,3 +59,12 @@ def show_progress() -> bool:
     if setting in ("1", "true", "yes", "on"):
         return True
     return scale() != "tiny"
+
+
+def workers() -> int:
+    """Worker processes a sweep runs its points on when no executor is given: GENTOOLS_WORKERS, default 1 (in the
+    calling process). `make book` sets it to the number of cores."""
+    value = os.environ.get("GENTOOLS_WORKERS", "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"GENTOOLS_WORKERS={value!r} must be a whole number of processes, 1 or more.")
+    return int(value)

@@ -8,6 +8,7 @@ them with cloudpickle) are scattered to every worker once, not sent again with e
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import multiprocessing
 import os
@@ -41,12 +42,54 @@ def completed(executor: Any, task: Callable[[Any, Any], Any], shared: Any, items
             yield futures[future], None, error
 
 
-def processes(workers: int | None = None) -> concurrent.futures.ProcessPoolExecutor:
-    """A pool of `workers` processes on this machine (default: one per core), for gt.sweep(..., executor=...).
-    Workers are started fresh (spawn), not forked: a fork of a process whose PyTorch threads are running can hang.
-    Run functions must be importable (gentools' own, or a module's), and fixed arguments picklable."""
-    return concurrent.futures.ProcessPoolExecutor(workers or os.cpu_count() or 1,
-                                                  mp_context=multiprocessing.get_context("spawn"))
+class LocalProcesses:
+    """A pool of worker processes on this machine, for gt.sweep(..., executor=...): `workers` of them (default: one
+    per core), started fresh (spawn), not forked: a fork of a process whose PyTorch threads are running can hang.
+    Functions and arguments travel by cloudpickle, so a notebook's own run functions (and the data they read) work
+    too, not only functions a worker can import. Use it in a `with` block, which shuts the workers down."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        import cloudpickle
+
+        return self._pool.submit(_call_pickled, cloudpickle.dumps((fn, args)))
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait)
+
+    def __enter__(self) -> LocalProcesses:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.shutdown()
+
+
+def _call_pickled(payload: bytes) -> Any:
+    import cloudpickle
+
+    os.environ["GENTOOLS_WORKERS"] = "1"  # a sweep inside a run stays in its worker
+    fn, args = cloudpickle.loads(payload)
+    return fn(*args)
+
+
+def processes(workers: int | None = None) -> LocalProcesses:
+    """A LocalProcesses pool: `workers` processes on this machine (default: one per core)."""
+    return LocalProcesses(workers)
+
+
+_SHARED: dict[int, LocalProcesses] = {}
+
+
+def shared(workers: int) -> LocalProcesses:
+    """One pool of `workers` processes kept for the whole session, so that every sweep of a notebook reuses workers
+    that have already imported PyTorch (gt.sweep uses it when GENTOOLS_WORKERS > 1)."""
+    if workers not in _SHARED:
+        _SHARED[workers] = LocalProcesses(workers)
+        atexit.register(_SHARED[workers].shutdown)  # before the interpreter dismantles the modules the pool needs
+    return _SHARED[workers]
 
 
 def _dask_client(executor: Any):

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from filelock import FileLock
 
 from . import config, executors, fingerprint, store
+from .device import device as default_device
 from .device import seed_everything
 from .train import History
 
@@ -110,6 +111,23 @@ def _fingerprint(fn: Callable, fixed: dict[str, Any], name: str) -> str | None:
         return None
 
 
+def _local_workers(runs: _Runs, name: str):
+    """The session's pool of GENTOOLS_WORKERS processes, if that is more than one, the device is the CPU (processes
+    would only compete for one GPU) and the runs can be sent there; else None (run here)."""
+    count = config.workers()
+    if count < 2 or default_device().type != "cpu":
+        return None
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(runs)
+    except Exception as error:  # noqa: BLE001 - whatever cannot travel runs here instead
+        warnings.warn(f"Sweep {name!r} runs in this process, not on {count} workers: its run function or fixed "
+                      f"arguments cannot be sent to another process ({type(error).__name__}: {error}).", stacklevel=3)
+        return None
+    return executors.shared(count)
+
+
 def _read_cached(path: Path, run_config: dict[str, Any]) -> dict[str, Any] | None:
     """The cached result at `path`, or None if absent; a torn or foreign file is reported and ignored."""
     if not path.exists():
@@ -133,7 +151,8 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
     `fn` returns a dict of numbers, lists, arrays or Histories, or a list of such dicts: several rows of the table
     (one per round, variant or seed measured inside the run), each with the point's columns. Each point is seeded
     with its own `seed` entry (0 if none) before it runs; runs are saved as they finish. `executor` runs the points elsewhere: a
-    dask.distributed Client (or its get_executor()), a concurrent.futures executor, or anything with submit();
+    dask.distributed Client (or its get_executor()), a concurrent.futures executor, or anything with submit(); without
+    one, the points run on GENTOOLS_WORKERS local processes if that is more than 1 (on the CPU), else here;
     worker processes use `worker_threads` PyTorch threads. If runs fail there, the others are kept and
     SweepIncomplete says which failed; a rerun computes only those. The table (a pandas DataFrame) has one row a
     run, or a run's row: the grid's columns, then the results; table.attrs['computed'] and ['cached'] count the runs
@@ -158,6 +177,8 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
         folder.mkdir(parents=True, exist_ok=True)
 
     runs = _Runs(fn, fixed, os.getpid(), worker_threads)
+    if executor is None and len(missing) > 1:
+        executor = _local_workers(runs, name)
 
     def run_here(index: int) -> Any:
         if not cache:

@@ -1,4 +1,5 @@
 import json
+import os
 import types
 
 import pytest
@@ -302,3 +303,38 @@ def test_a_local_process_pool_gives_the_serial_table(tmp_path, monkeypatch):
         pooled = gt.sweep(gt.ensemble.fit_widths, executor=pool, **options)
     assert list(pooled["width"]) == [4, 8, 16]
     assert pooled.drop(columns="widths").equals(serial.drop(columns="widths"))
+
+
+def test_a_local_process_pool_runs_functions_no_worker_could_import(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
+    namespace: dict = {}
+    exec("def scaled(x, factor):\n    return {'y': x * factor * offset}", {"offset": 10}, namespace)  # as a notebook cell would
+    with gt.executors.processes(2) as pool:
+        table = gt.sweep(namespace["scaled"], grid=dict(x=[1, 2, 3]), fixed=dict(factor=2), name="by-value", executor=pool)
+    assert list(table["y"]) == [20, 40, 60] and table.attrs["computed"] == 3
+    again = gt.sweep(namespace["scaled"], grid=dict(x=[1, 2, 3]), fixed=dict(factor=2), name="by-value")
+    assert again.attrs["cached"] == 3  # the caller wrote the cache
+
+
+def test_gentools_workers_sends_the_points_to_local_processes_and_keeps_what_cannot_travel_here(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
+    monkeypatch.setenv("GENTOOLS_WORKERS", "2")
+    table = gt.sweep(gt.ensemble.fit_widths, grid=dict(widths=[[3], [5]]), name="workers", progress=False,
+                     fixed=dict(data={"clean": gt.data.load("mnist1d", n_train=100, n_test=50, seed=0, device="cpu")},
+                                epochs=1, progress=False))
+    pids = gt.sweep(lambda x: {"pid": os.getpid()}, grid=dict(x=[1, 2, 3, 4]), name="pids", cache=False)
+    assert list(table["width"]) == [3, 5] and os.getpid() not in set(pids["pid"])
+    lock = threading.Lock()  # cannot be pickled: the sweep says so and runs here
+
+    def locked(x):
+        with lock:
+            return {"pid": os.getpid()}
+
+    with pytest.warns(UserWarning, match="runs in this process"):
+        here = gt.sweep(locked, grid=dict(x=[1, 2]), name="locked", cache=False)
+    assert set(here["pid"]) == {os.getpid()}
+    monkeypatch.setenv("GENTOOLS_WORKERS", "two")
+    with pytest.raises(ValueError, match="whole number"):
+        gt.config.workers()
