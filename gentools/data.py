@@ -207,7 +207,6 @@ def regression(n_train: int = 30, n_test: int = 1000, noise: float = 0.3, seed: 
     return DataSet(f"regression-{function}", train=draw(n_train), test=draw(n_test))
 
 
-
 def two_speed_regression(n_train: int = 100, n_test: int = 5000, fast: int = 70, slow: int = 10,
                          slow_scale: float = 0.03, slow_signal: float = 0.3, noise: float = 0.2, seed: int = 0) -> DataSet:
     """Linear regression whose features are learned at two speeds (Heckel & Yilmaz 2020): `fast` features of unit
@@ -223,6 +222,7 @@ def two_speed_regression(n_train: int = 100, n_test: int = 5000, fast: int = 70,
         return TensorData(x, x @ w_star + noise * torch.randn(n, generator=gen, dtype=torch.float64))
 
     return DataSet("two-speed-regression", train=draw(n_train), test=draw(n_test))
+
 
 _TORCHVISION_FILES = {
     "MNIST": "MNIST/raw/ (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)",

@@ -43,7 +43,6 @@ def least_squares(features: Tensor, targets: Tensor, ridge: float = 0.0) -> Tens
     return torch.linalg.solve(xt @ x + ridge * eye, xt @ y)
 
 
-
 def gradient_descent_path(features: Tensor, targets: Tensor, steps, lr: float | None = None,
                           feature_lr: Tensor | None = None) -> Tensor:
     """The weights of gradient descent from zero on ||X w - y||^2 / (2n) after each number of `steps`, exactly and
@@ -66,6 +65,7 @@ def gradient_descent_path(features: Tensor, targets: Tensor, steps, lr: float | 
     weights = learned[..., None] * projected if y.ndim > 1 else learned * projected
     path = torch.einsum("ij,tj...->ti...", vectors, weights)
     return path * (root[:, None] if y.ndim > 1 else root)
+
 
 def fit_polynomial(x: Tensor, y: Tensor, degree: int, ridge: float = 0.0):
     """Fit a polynomial of `degree` by least squares; returns a function that predicts at new x."""
