@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from .data import DataSet
 from .device import device as default_device
 from .device import generator
+from .ensemble import StackedMLP, evaluate_stacked, fit_stacked, stack
 from .train import Callback
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -196,8 +197,6 @@ def lottery(data: DataSet, widths: Sequence[int], *, seeds: Sequence[int], round
     best_epoch, test_acc, valid_loss; the last round's tickets also carry `first_layer_mask` (units x inputs)."""
     if data.valid is None:
         raise ValueError("lottery() judges every network at its lowest validation loss: hold out a validation split first")
-    from .ensemble import StackedMLP, evaluate_stacked, fit_stacked, stack
-
     in_features, classes = int(torch.tensor(data.input_shape).prod()), data.n_classes
     sizes = [in_features, *widths, classes]
     dev = default_device()
