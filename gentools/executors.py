@@ -12,6 +12,7 @@ import atexit
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -50,7 +51,8 @@ class LocalProcesses:
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
-        self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                            initializer=_start_worker)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
         import cloudpickle
@@ -67,10 +69,18 @@ class LocalProcesses:
         self.shutdown()
 
 
+def _start_worker() -> None:
+    """A worker runs what it is sent, quietly: a sweep inside a run stays in its worker, progress bars (which only the
+    caller could show) are off, and Ctrl-C or a notebook kernel's shutdown is left to the caller, which then stops
+    the pool."""
+    os.environ["GENTOOLS_WORKERS"] = "1"
+    os.environ["GENTOOLS_PROGRESS"] = "0"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _call_pickled(payload: bytes) -> Any:
     import cloudpickle
 
-    os.environ["GENTOOLS_WORKERS"] = "1"  # a sweep inside a run stays in its worker
     fn, args = cloudpickle.loads(payload)
     return fn(*args)
 
