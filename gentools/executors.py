@@ -62,6 +62,15 @@ class LocalProcesses:
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait)
 
+    def terminate(self) -> None:
+        """Stop now: drop the queued runs and end the workers, the running ones too (after Ctrl-C, say)."""
+        processes = list((self._pool._processes or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+
     def __enter__(self) -> LocalProcesses:
         return self
 
@@ -100,6 +109,13 @@ def shared(workers: int) -> LocalProcesses:
         _SHARED[workers] = LocalProcesses(workers)
         atexit.register(_SHARED[workers].shutdown)  # before the interpreter dismantles the modules the pool needs
     return _SHARED[workers]
+
+
+def discard_shared(workers: int) -> None:
+    """Terminate the session's pool of `workers` processes; the next sweep starts a fresh one."""
+    pool = _SHARED.pop(workers, None)
+    if pool is not None:
+        pool.terminate()
 
 
 def _dask_client(executor: Any):

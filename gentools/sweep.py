@@ -177,8 +177,8 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
         folder.mkdir(parents=True, exist_ok=True)
 
     runs = _Runs(fn, fixed, os.getpid(), worker_threads)
-    if executor is None and len(missing) > 1:
-        executor = _local_workers(runs, name)
+    local = _local_workers(runs, name) if executor is None and len(missing) > 1 else None
+    executor = executor or local
 
     def run_here(index: int) -> Any:
         if not cache:
@@ -199,15 +199,20 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
                 results[index] = run_here(index)
                 bar.update()
         else:
-            for position, result, error in executors.completed(executor, _run_point, runs, [points[i] for i in missing]):
-                index = missing[position]
-                if error is not None:
-                    failed.append((points[index], error))
-                    continue
-                results[index] = result
-                if cache:  # the caller writes: workers need no shared disk
-                    store.write_json(paths[index], {"config": _encode(points[index]), "result": result})
-                bar.update()
+            try:
+                for position, result, error in executors.completed(executor, _run_point, runs, [points[i] for i in missing]):
+                    index = missing[position]
+                    if error is not None:
+                        failed.append((points[index], error))
+                        continue
+                    results[index] = result
+                    if cache:  # the caller writes: workers need no shared disk
+                        store.write_json(paths[index], {"config": _encode(points[index]), "result": result})
+                    bar.update()
+            except BaseException:  # Ctrl-C, say: the session's workers must not go on with runs nobody collects
+                if local is not None:
+                    executors.discard_shared(local.workers)
+                raise
     if failed:
         failed.sort(key=lambda item: points.index(item[0]))
         lost = [point for point, _ in failed]

@@ -338,3 +338,22 @@ def test_gentools_workers_sends_the_points_to_local_processes_and_keeps_what_can
     monkeypatch.setenv("GENTOOLS_WORKERS", "two")
     with pytest.raises(ValueError, match="whole number"):
         gt.config.workers()
+
+
+def test_an_interrupted_sweep_stops_the_sessions_workers(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
+    monkeypatch.setenv("GENTOOLS_WORKERS", "2")
+    from gentools import executors
+
+    def interrupt(*args, **kwargs):
+        yield 0, {"y": 1}, None
+        raise RuntimeError("interrupted")  # as Ctrl-C would (a KeyboardInterrupt would stop pytest itself)
+
+    pool = executors.shared(2)
+    processes = list(pool._pool._processes.values()) if pool._pool._processes else []
+    with monkeypatch.context() as patched, pytest.raises(RuntimeError, match="interrupted"):
+        patched.setattr(executors, "completed", interrupt)
+        gt.sweep(lambda x: {"y": x}, grid=dict(x=[1, 2, 3]), name="interrupted")
+    assert 2 not in executors._SHARED  # the next sweep starts fresh workers
+    assert all(not process.is_alive() for process in processes)
+    assert gt.sweep(lambda x: {"y": x}, grid=dict(x=[1, 2, 3]), name="interrupted").attrs["cached"] == 1  # the first result was kept
