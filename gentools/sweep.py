@@ -10,6 +10,7 @@ the caller, which writes the cache (gentools.executors).
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -128,6 +129,19 @@ def _local_workers(runs: _Runs, name: str):
     return executors.shared(count)
 
 
+@contextlib.contextmanager
+def _threads(count: int):
+    """With GENTOOLS_WORKERS > 1, a sweep that runs here (a single point, or one whose runs cannot travel) has the
+    cores to itself: it uses that many PyTorch threads, and the usual number again afterwards."""
+    before = torch.get_num_threads()
+    if count > 1:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _read_cached(path: Path, run_config: dict[str, Any]) -> dict[str, Any] | None:
     """The cached result at `path`, or None if absent; a torn or foreign file is reported and ignored."""
     if not path.exists():
@@ -195,9 +209,10 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
     failed: list[tuple[dict[str, Any], BaseException]] = []
     with tqdm(total=len(missing), desc=f"sweep {name}", disable=not show or not missing) as bar:
         if executor is None:
-            for index in missing:
-                results[index] = run_here(index)
-                bar.update()
+            with _threads(config.workers()):
+                for index in missing:
+                    results[index] = run_here(index)
+                    bar.update()
         else:
             try:
                 for position, result, error in executors.completed(executor, _run_point, runs, [points[i] for i in missing]):

@@ -3,6 +3,7 @@ import os
 import types
 
 import pytest
+import torch
 
 import gentools as gt
 from gentools import store
@@ -335,6 +336,10 @@ def test_gentools_workers_sends_the_points_to_local_processes_and_keeps_what_can
     with pytest.warns(UserWarning, match="runs in this process"):
         here = gt.sweep(locked, grid=dict(x=[1, 2]), name="locked", cache=False)
     assert set(here["pid"]) == {os.getpid()}
+    before = torch.get_num_threads()
+    alone = gt.sweep(lambda x: {"threads": torch.get_num_threads(), "pid": os.getpid()}, grid=dict(x=[1]), name="one",
+                     cache=False)  # one run: here, with the cores to itself
+    assert alone["pid"][0] == os.getpid() and alone["threads"][0] == 2 and torch.get_num_threads() == before
     monkeypatch.setenv("GENTOOLS_WORKERS", "two")
     with pytest.raises(ValueError, match="whole number"):
         gt.config.workers()
