@@ -69,7 +69,10 @@ class LocalProcesses:
         for process in processes:
             process.terminate()
         for process in processes:
-            process.join(timeout=10)
+            process.join(timeout=5)
+            if process.is_alive():  # SIGTERM not honoured in time: SIGKILL
+                process.kill()
+                process.join(timeout=5)
 
     def __enter__(self) -> LocalProcesses:
         return self
