@@ -18,7 +18,7 @@ from . import config
 from .data import DataSet
 from .device import autocast, generator
 from .device import device as default_device
-from .models import MLP, activation_layer
+from .models import MLP, activation_layer, count_parameters
 from .losses import per_example_loss
 from .train import DivergedError, make_optimizer
 
@@ -236,7 +236,7 @@ def fit_widths(data: dict[str, DataSet], widths: Sequence[int], *, epochs: int, 
     final = {split: evaluate_stacked(nets, x, y, loss, first.n_classes) for split, (x, y) in splits.items()}
     rows = []
     for i, (name, width) in enumerate(members):
-        row = {"data": name, "width": width, "parameters": sum(p.numel() for p in nets.member(i).parameters())}
+        row = {"data": name, "width": width, "parameters": count_parameters(nets.member(i))}
         for split, measured in final.items():
             row[f"{split}_error"], row[f"{split}_loss"] = 1 - measured["acc"][i].item(), measured["loss"][i].item()
         if curve:
