@@ -48,7 +48,8 @@ browser:
 		&& { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } \
 		&& echo "installed Debian's chromium for tests/test_website.py"; } || echo "no Chromium: tests/test_website.py will skip"
 
-bench: $(BIN)/.installed  ## speed benchmarks; they print their figures
+bench: $(BIN)/.installed  ## speed benchmarks and the chapters' code size; they print their figures
+	$(BIN)/python bench/notebook_code.py
 	$(BIN)/python bench/fit_speed.py
 	$(BIN)/python bench/ensemble_speed.py
 	$(BIN)/python bench/sweep_parallel.py

@@ -1,6 +1,6 @@
 """Many models at once against one after another: 32 MLPs 40-32-32-10 on MNIST-1D, 20 epochs, Adam, batches of 100.
 
-gt.ensemble.fit_stacked trains all 32 with stacked weights and batched matrix products; the baseline trains the
+gt.fit of a gt.models.StackedMLP trains all 32 with stacked weights and batched matrix products; the baseline trains the
 same 32 models (same initial weights, same batch orders) one after another with the same inner loop. Both are
 warmed up first; the script prints both times (best of a few repeats), the ratio, and how closely the two
 sets of trained models agree.
@@ -15,7 +15,7 @@ import time
 import torch
 
 import gentools as gt
-from gentools.ensemble import StackedMLP, evaluate_stacked, fit_stacked, stack
+from gentools.models import StackedMLP
 
 
 def one_after_another(data, seeds, widths, epochs) -> list[torch.nn.Module]:
@@ -37,9 +37,8 @@ def one_after_another(data, seeds, widths, epochs) -> list[torch.nn.Module]:
 
 def together(data, seeds, widths, epochs) -> StackedMLP:
     model = StackedMLP(40, widths, 10, seeds=seeds)
-    k = len(seeds)
-    fit_stacked(model, stack(data.train.x, k), stack(data.train.y, k), epochs=epochs, lr=1e-2, batch_size=100,
-                loss="cross_entropy", n_classes=10, progress=False)
+    gt.fit(model, data, epochs=epochs, lr=1e-2, batch_size=100, measure=["test"], measure_every=None,
+           progress=False)  # measured once, at the end, like the baseline
     return model
 
 
@@ -66,8 +65,7 @@ def main() -> None:
         sequential = one_after_another(data, seeds, widths, args.epochs)
         sequential_times.append(time.perf_counter() - start)
 
-    k = len(seeds)
-    stacked_acc = evaluate_stacked(stacked, stack(data.test.x, k), stack(data.test.y, k), loss="cross_entropy", n_classes=10)["acc"]
+    stacked_acc = torch.tensor([member["acc"] for member in gt.evaluate(stacked, data.test, n_classes=10)])
     sequential_acc = torch.tensor([gt.evaluate(m, data.test, n_classes=10)["acc"] for m in sequential])
     print(f"one after another: {min(sequential_times):.2f} s")
     print(f"all at once:       {min(stacked_times):.2f} s")

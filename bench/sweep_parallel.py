@@ -15,17 +15,14 @@ import numpy as np
 import torch
 
 import gentools as gt
-from gentools.ensemble import StackedMLP, fit_stacked, stack
 
 
 def width_run(width, seeds, epochs):
     full = gt.data.load("digits", test_fraction=0.4, seed=0, device="cpu")
     data = gt.data.corrupt_labels(full.replace(train=full.train.subset(slice(0, 500))), 0.2, seed=0)
-    nets = StackedMLP(64, [width], 10, seeds=range(seeds))
-    fit_stacked(nets, stack(data.train.x, seeds), stack(data.train.y, seeds), epochs=epochs, lr=3e-3, loss="mse",
-                n_classes=10, progress=False)
-    measured = gt.ensemble.evaluate_splits(nets, data, loss="mse")
-    return {"train_error": float(1 - measured["train"]["acc"].mean()), "test_error": float(1 - measured["test"]["acc"].mean())}
+    nets = gt.models.StackedMLP(64, [width], 10, seeds=range(seeds))
+    histories = gt.fit(nets, data, epochs=epochs, lr=3e-3, loss="mse", measure_every=None, progress=False)
+    return {f"{split}_error": float(1 - np.mean([h.final[f"{split}_acc"] for h in histories])) for split in ("train", "test")}
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 `import gentools as gt`, then gt.setup(), gt.data.load(...), gt.fit(...), gt.sweep(...), gt.claim(...).
 """
-from . import attacks, biasvar, checks, config, data, device, ensemble, executors, fingerprint, gradients, kernels, linear, losses, models, plots, prune, regularize, stats, train
+from . import attacks, biasvar, checks, config, data, device, ensemble, executors, fingerprint, gradients, kernels, linear, losses, models, paper, plots, prune, regularize, stats, train
 from .claims import check, check_close, claim
 from .config import pick, scale
 from .device import seed_everything
@@ -14,5 +14,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EarlyStopping", "History", "attacks", "biasvar", "check", "check_close", "checks", "claim", "config", "data", "device", "ensemble",
-    "evaluate", "executors", "fit", "gradients", "kernels", "linear", "losses", "models", "pick", "plots", "prune", "regularize", "scale", "seed_everything", "setup", "stats", "sweep", "SweepIncomplete", "train",
+    "evaluate", "executors", "fit", "gradients", "kernels", "linear", "losses", "models", "paper", "pick", "plots", "prune", "regularize", "scale", "seed_everything", "setup", "stats", "sweep", "SweepIncomplete", "train",
 ]

@@ -87,6 +87,7 @@ class Study:
     truth: Tensor  # (T,) noiseless f on the grid
     predictions: Tensor  # (R, T)
     decomposition: Decomposition
+    train_loss: float | None = None  # the learners' mean training error, where they report one
 
 
 def polynomial_study(degree: int, n: int = 20, noise: float = 0.3, repeats: int = 200, function: str = "sin",
@@ -100,6 +101,27 @@ def polynomial_study(degree: int, n: int = 20, noise: float = 0.3, repeats: int 
     weights = least_squares(polynomial_features(x, degree), y)
     predictions = (polynomial_features(x_test, degree) @ weights)[..., 0]
     return Study(x_test, truth, predictions, decompose(predictions, truth, noise, seed))
+
+
+def network_study(width: int, n: int = 20, noise: float = 0.3, repeats: int = 100, function: str = "sin",
+                  seed: int = 0, grid: int = 200, design: str = "grid", *, epochs: int, lr: float = 1e-2) -> Study:
+    """One-hidden-layer ReLU networks of `width` units trained (Adam, full batch, squared error) on `repeats`
+    training sets of n points each, all at once as one stack; network r starts from seed r. `train_loss` is the
+    networks' mean final training loss."""
+    from .data import DataSet, TensorData
+    from .models import StackedMLP
+    from .train import fit
+
+    x, y = training_sets(function, n, noise, repeats, seed, design)
+    x_test = torch.linspace(-1, 1, grid)[:, None]
+    truth = regression_function(function)(x_test)
+    sets = [DataSet(function, train=TensorData(x[r], y[r]), test=TensorData(x_test, truth)) for r in range(repeats)]
+    nets = StackedMLP(1, [width], 1, seeds=range(repeats))
+    histories = fit(nets, sets, epochs=epochs, lr=lr, batch_size=n, measure=["train"], measure_every=None)
+    with torch.no_grad():
+        predictions = nets(x_test.expand(repeats, *x_test.shape))[..., 0]
+    study = Study(x_test, truth[:, 0], predictions, decompose(predictions, truth[:, 0], noise, seed))
+    return dataclasses.replace(study, train_loss=float(np.mean([h.final["train_loss"] for h in histories])))
 
 
 def explore(function: str = "sin", repeats: int = 100):

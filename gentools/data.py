@@ -167,8 +167,9 @@ def _generate_mnist1d(total: int, seed: int, shuffle_seq: bool) -> dict[str, Ten
     return {"x": torch.as_tensor(raw["x"], dtype=torch.float32), "y": torch.as_tensor(raw["y"], dtype=torch.long)}
 
 
-def digits(test_fraction: float = 0.25, seed: int = 0) -> DataSet:
-    """scikit-learn's 8x8 handwritten digits (1797 images, shipped with the package), pixels in [0, 1]."""
+def digits(test_fraction: float = 0.25, seed: int = 0, n_train: int | None = None) -> DataSet:
+    """scikit-learn's 8x8 handwritten digits (1797 images, shipped with the package), pixels in [0, 1]; with
+    `n_train`, only the first n_train images of the (shuffled) training split."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -178,7 +179,8 @@ def digits(test_fraction: float = 0.25, seed: int = 0) -> DataSet:
         x, raw.target, test_size=test_fraction, random_state=seed, stratify=raw.target
     )
     as_data = lambda a, b: TensorData(torch.as_tensor(a), torch.as_tensor(b, dtype=torch.long))  # noqa: E731
-    return DataSet("digits", train=as_data(x_train, y_train), test=as_data(x_test, y_test), n_classes=10)
+    train = as_data(x_train[:n_train], y_train[:n_train])
+    return DataSet("digits", train=train, test=as_data(x_test, y_test), n_classes=10)
 
 
 REGRESSION_FUNCTIONS = {

@@ -67,6 +67,32 @@ def gradient_descent_path(features: Tensor, targets: Tensor, steps, lr: float | 
     return path * (root[:, None] if y.ndim > 1 else root)
 
 
+def sgd_from_zero(features: Tensor, targets: Tensor, epochs: int, batch_size: int = 20, lr: float | None = None,
+                  seed: int = 0, reference: Tensor | None = None) -> tuple[Tensor, np.ndarray]:
+    """Plain mini-batch SGD from w = 0 on the squared loss ||X w - y||^2 / (2n), in float64. Returns the final
+    weights and, after every epoch, their distance to `reference` relative to its norm (by default the
+    least-squares solution of least minimum norm). Every step adds a combination of training rows, so w stays in
+    their span: where the model interpolates, SGD converges to the minimum-norm interpolant (Zhang et al. 2017,
+    section 5). `lr` defaults to a safe constant step, n / (2 b lam_max(X X^T)); one at or above the full-batch
+    limit 2n / lam_max(X X^T) diverges, and is refused."""
+    x, y = features.to(torch.float64), targets.to(torch.float64)
+    n = len(x)
+    reference = least_squares(x, y) if reference is None else reference.to(torch.float64)
+    largest = torch.linalg.eigvalsh(x @ x.T).max().item()
+    lr = 0.5 * n / (batch_size * largest) if lr is None else lr
+    if lr >= 2 * n / largest:
+        raise ValueError(f"lr={lr} diverges: SGD on these features needs lr < {2 * n / largest:.3g}")
+    w = torch.zeros(x.shape[1], *y.shape[1:], dtype=torch.float64)
+    gen, distances = torch.Generator().manual_seed(seed), []
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            w -= lr * x[rows].T @ (x[rows] @ w - y[rows]) / len(rows)
+        distances.append(((w - reference).norm() / reference.norm()).item())
+    return w, np.array(distances)
+
+
 def fit_polynomial(x: Tensor, y: Tensor, degree: int, ridge: float = 0.0):
     """Fit a polynomial of `degree` by least squares; returns a function that predicts at new x."""
     weights = least_squares(polynomial_features(x, degree), y, ridge)
@@ -96,6 +122,31 @@ def random_fourier_features(x: Tensor, n_features: int, bandwidth: float, seed: 
     directions = torch.randn(x.shape[1], n_features, generator=gen, dtype=torch.float64).to(x.device) / bandwidth
     phases = 2 * np.pi * torch.rand(n_features, generator=gen, dtype=torch.float64).to(x.device)
     return np.sqrt(2 / n_features) * torch.cos(x @ directions + phases)
+
+
+def random_features_errors(p: int, train, valid, test, classes: int = 10,
+                           ridges=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0), seeds: int = 3) -> dict[str, float]:
+    """Least-squares read-outs of p random ReLU features (Belkin et al.'s model-wise double descent) on class labels
+    (one-hot targets), averaged over `seeds` draws of the features: the minimum-norm solution's test squared error
+    and test error, and the test error of the ridge (from `ridges`) with the lowest validation squared error.
+    `train`, `valid`, `test`: splits (gt.data.TensorData)."""
+    def one_hot(y: Tensor) -> Tensor:
+        return torch.nn.functional.one_hot(y, classes).double()
+
+    def mse(f: Tensor, w: Tensor, y: Tensor) -> float:
+        return float(((f @ w - one_hot(y)) ** 2).sum(1).mean())
+
+    def error(f: Tensor, w: Tensor, y: Tensor) -> float:
+        return float(((f @ w).argmax(1) != y).double().mean())
+
+    results = []
+    for seed in range(seeds):
+        f_train, f_valid, f_test = (random_relu_features(part.x, p, seed) for part in (train, valid, test))
+        minimum_norm = least_squares(f_train, one_hot(train.y))
+        tuned = min((least_squares(f_train, one_hot(train.y), ridge=r) for r in ridges), key=lambda w: mse(f_valid, w, valid.y))
+        results.append([mse(f_test, minimum_norm, test.y), error(f_test, minimum_norm, test.y), error(f_test, tuned, test.y)])
+    test_mse, test_error, ridge_test_error = np.mean(results, axis=0)
+    return {"p": p, "test_mse": test_mse, "test_error": test_error, "ridge_test_error": ridge_test_error}
 
 
 def interpolating_relu_network(x: Tensor, y: Tensor, seed: int = 0) -> torch.nn.Sequential:

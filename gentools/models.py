@@ -1,11 +1,11 @@
-"""The models the chapters train: MLPs of any shape, the MNIST-1D reference CNN, a small 2-D CNN, and the
-width-k ResNet-18 of deep double descent."""
+"""The models the chapters train: MLPs of any shape, K same-shape MLPs stacked into one module (trained at once by
+gt.fit), the MNIST-1D reference CNN, a small 2-D CNN, and the width-k ResNet-18 of deep double descent."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "identity": nn.Identity}
 
@@ -170,6 +170,86 @@ class ResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.stem(x)))
+
+
+class StackedMLP(nn.Module):
+    """K independent MLPs in_features -> widths -> out_features, trained at once: weights stacked along a leading
+    dimension and applied with batched matrix products (torch.baddbmm, which on CPUs beats torch.func.vmap).
+    Input (K, B, ...), output (K, B, out). Member i starts exactly like MLP(...) built after
+    torch.manual_seed(seeds[i]); gt.fit(stack, data) trains member i as gt.fit would train that MLP with
+    seed=seeds[i], to floating-point tolerance (seeds of runs, noise levels or label sets: one training loop).
+
+    `member_widths` gives each member its own hidden widths, none wider than `widths`: the member is the
+    narrower MLP, zero-padded. A padded unit has no weights in or out, so its activation and every gradient that
+    reaches its weights are zero, and it stays zero under SGD, momentum, Adam or weight decay: the member trains
+    exactly as the narrow network alone would (the zero activation must map to zero: relu, tanh, gelu)."""
+
+    def __init__(self, in_features: int, widths: Sequence[int], out_features: int, seeds: Sequence[int],
+                 activation: str = "relu", member_widths: Sequence[Sequence[int]] | None = None):
+        super().__init__()
+        if not seeds:
+            raise ValueError("seeds must name at least one member")
+        self.seeds = list(seeds)
+        self.shape = (in_features, tuple(widths), out_features)
+        self.member_widths = [tuple(w) for w in member_widths] if member_widths is not None else [tuple(widths)] * len(self.seeds)
+        if len(self.member_widths) != len(self.seeds) or any(
+                len(own) != len(widths) or any(a > b for a, b in zip(own, widths)) for own in self.member_widths):
+            raise ValueError(f"member_widths must give each of the {len(self.seeds)} members {len(widths)} widths, "
+                             f"each at most {tuple(widths)}; got {member_widths}")
+        self.activation_name = activation
+        self.masks: list[Tensor] | None = None  # set_masks
+        self.activation = activation_layer(activation)()
+        if self.activation(torch.zeros(1)).item() != 0:
+            raise ValueError(f"activation {activation!r} does not map 0 to 0, so padded units would not stay silent")
+        sizes = [in_features, *widths, out_features]
+        self.weights = nn.ParameterList(nn.Parameter(torch.zeros(len(self.seeds), a, b)) for a, b in zip(sizes, sizes[1:]))
+        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(len(self.seeds), 1, b)) for b in sizes[1:])
+        with torch.no_grad():
+            for k, (seed, own) in enumerate(zip(self.seeds, self.member_widths)):
+                torch.manual_seed(seed)
+                linears = [layer for layer in MLP(in_features, own, out_features, activation) if isinstance(layer, nn.Linear)]
+                for weight, bias, layer in zip(self.weights, self.biases, linears):
+                    fan_out, fan_in = layer.weight.shape
+                    weight[k, :fan_in, :fan_out] = layer.weight.T
+                    bias[k, 0, :fan_out] = layer.bias
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def set_masks(self, masks: Sequence[Tensor] | None) -> StackedMLP:
+        """Use only the weights where masks[layer] (shape (K, fan_in, fan_out), 0 or 1) is 1, in every forward pass:
+        a pruned weight is zero and gets no gradient (gt.prune.lottery). None removes the masks."""
+        if masks is not None and [tuple(m.shape) for m in masks] != [tuple(w.shape) for w in self.weights]:
+            raise ValueError(f"masks must have the weights' shapes {[tuple(w.shape) for w in self.weights]}")
+        self.masks = None if masks is None else [m.to(self.weights[0]) for m in masks]
+        return self
+
+    def effective_weights(self) -> list[Tensor]:
+        """The weights the forward pass uses: masked, if masks are set."""
+        if self.masks is None:
+            return list(self.weights)
+        return [weight * mask for weight, mask in zip(self.weights, self.masks)]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.flatten(2)
+        last = len(self.weights) - 1
+        for i, (weight, bias) in enumerate(zip(self.effective_weights(), self.biases)):
+            x = torch.baddbmm(bias, x, weight)
+            if i < last:
+                x = self.activation(x)
+        return x
+
+    def member(self, i: int) -> MLP:
+        """Member i as an ordinary gt.models.MLP of its own widths and activation (a copy; masked weights are zero)."""
+        in_features, _, out_features = self.shape
+        model = MLP(in_features, self.member_widths[i], out_features, self.activation_name).to(self.weights[0].device)
+        linears = [layer for layer in model if isinstance(layer, nn.Linear)]
+        with torch.no_grad():
+            for layer, weight, bias in zip(linears, self.effective_weights(), self.biases):
+                fan_out, fan_in = layer.weight.shape
+                layer.weight.copy_(weight[i, :fan_in, :fan_out].T)
+                layer.bias.copy_(bias[i, 0, :fan_out])
+        return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.utils.prune as torch_prune
 from torch import Tensor, nn
@@ -18,8 +19,8 @@ from torch import Tensor, nn
 from .data import DataSet
 from .device import device as default_device
 from .device import generator
-from .ensemble import StackedMLP, evaluate_stacked, fit_stacked, stack
-from .train import Callback
+from .models import StackedMLP
+from .train import Callback, fit
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -177,6 +178,23 @@ def iterative_magnitude_pruning(model: nn.Module, train: Callable[[nn.Module], d
     return records
 
 
+def best_epoch_trainer(data: DataSet, *, epochs: int, lr: float, batch_size: int = 100, optimizer: str = "adam",
+                       seed: int = 0) -> Callable[..., dict]:
+    """The training step of iterative_magnitude_pruning as Frankle & Carbin judge it: train(net, callbacks=())
+    trains `net` for `epochs` with gt.fit and reports it at its early-stopping epoch, the one of lowest validation
+    loss (data needs a valid split): {'best_epoch', 'test_acc', 'valid_loss'} at that epoch."""
+    if data.valid is None:
+        raise ValueError("a network is judged at its lowest validation loss: hold out a validation split first")
+
+    def train(net: nn.Module, callbacks: Sequence[Callback] = ()) -> dict:
+        history = fit(net, data, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed,
+                      callbacks=callbacks, measure=["valid", "test"])
+        best = history.best("valid_loss")
+        return {"best_epoch": int(best["epoch"]), "test_acc": best["test_acc"], "valid_loss": best["valid_loss"]}
+
+    return train
+
+
 def ticket(model: nn.Module, mask: dict[str, Tensor], state: dict[str, Tensor]) -> nn.Module:
     """A fresh copy of `model` with weights `state` and masks `mask` applied."""
     return apply_masks(rewind(copy.deepcopy(model), state), mask)
@@ -188,7 +206,7 @@ def lottery(data: DataSet, widths: Sequence[int], *, seeds: Sequence[int], round
             progress: bool | None = None) -> list[dict]:
     """Iterative magnitude pruning of MLPs in -> widths -> classes for several seeds at once, with both controls.
 
-    Each round trains, as one stack (gt.ensemble.StackedMLP with masks), every seed's ticket (its mask, its original
+    Each round trains, as one stack (gt.models.StackedMLP with masks), every seed's ticket (its mask, its original
     initial weights: rewinding to step 0) and, in `control_rounds`, the two controls: the same mask re-initialised
     (seed + reinit_offset) and a random mask with the same number of weights per layer and the original weights.
     Every member is judged at its early-stopping epoch, the one of lowest validation loss (data needs a valid split).
@@ -212,15 +230,10 @@ def lottery(data: DataSet, widths: Sequence[int], *, seeds: Sequence[int], round
         k = len(members)
         nets = StackedMLP(in_features, widths, classes, seeds=[init for _, _, init, _ in members]).to(dev)
         nets.set_masks([torch.stack([mask[layer] for *_, mask in members]) for layer in range(len(sizes) - 1)])
-        seen: dict[str, list[Tensor]] = {"valid_loss": [], "test_acc": []}
-
-        def measure(epoch: int, model: StackedMLP) -> None:
-            seen["valid_loss"].append(evaluate_stacked(model, stack(data.valid.x, k), stack(data.valid.y, k), "cross_entropy", classes)["loss"])
-            seen["test_acc"].append(evaluate_stacked(model, stack(data.test.x, k), stack(data.test.y, k), "cross_entropy", classes)["acc"])
-
-        fit_stacked(nets, stack(data.train.x, k), stack(data.train.y, k), epochs=epochs, optimizer=optimizer, lr=lr,
-                    batch_size=batch_size, loss="cross_entropy", n_classes=classes, progress=progress, on_epoch=measure)
-        valid_loss, test_acc = torch.stack(seen["valid_loss"]).cpu(), torch.stack(seen["test_acc"]).cpu()
+        histories = fit(nets, data, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                        loss="cross_entropy", measure=["valid", "test"], progress=progress)
+        valid_loss = torch.tensor(np.array([h["valid_loss"][1:] for h in histories])).T  # (epochs, K)
+        test_acc = torch.tensor(np.array([h["test_acc"][1:] for h in histories])).T
         best = valid_loss.argmin(0)
         remaining_now = {seed: float(sum(m.sum() for m in tickets[seed]) / sum(m.numel() for m in tickets[seed])) for seed in seeds}
         for i, (variant, seed, _, mask) in enumerate(members):

@@ -1,5 +1,6 @@
 """Explicit regularizers that plug into gt.fit: weight penalties (fit's `penalty=`), the max-norm
-constraint (a callback), and data augmentation for MNIST-1D signals (fit's `augment=`).
+constraint (a callback), and data augmentation for MNIST-1D signals (fit's `augment=`); and METHODS, a registry
+of every regularizer the course compares, by name, with run() to train an MLP with one.
 
 Weight decay is the optimiser's own `weight_decay=`; dropout, DropConnect and batch normalisation are
 options of gt.models.MLP; early stopping is gt.EarlyStopping; label smoothing is fit's `label_smoothing=`.
@@ -7,12 +8,17 @@ options of gt.models.MLP; early stopping is gt.EarlyStopping; label smoothing is
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .train import Callback
+from .data import DataSet
+from .device import seed_everything
+from .models import MLP
+from .train import Callback, EarlyStopping, evaluate, fit
 
 
 def weight_matrices(model: nn.Module) -> list[Tensor]:
@@ -65,3 +71,54 @@ def mnist1d_augment(max_shift: int = 4, max_stretch: float = 0.1, noise: float =
         return moved.reshape(x.shape) + noise * x.std() * torch.randn_like(x)
 
     return augment
+
+
+@dataclass(frozen=True)
+class Method:
+    """A way to regularize, as options: `model` for gt.models.MLP, `fit` for gt.fit. `kind` is what it changes:
+    'explicit' (the loss, the weights or the data), 'procedure' (when training stops), 'architecture', 'none'."""
+
+    kind: str
+    setting: Callable[[float | None], dict[str, dict[str, Any]]]  # strength -> {"model": {...}, "fit": {...}}
+    default: float | None = None  # the strength used when none is given
+
+    def options(self, strength: float | None = None) -> dict[str, dict[str, Any]]:
+        return self.setting(self.default if strength is None else strength)
+
+
+# The registry of chapter 3 (in the spirit of open_lth's registries): a method is looked up by name, so a sweep
+# over regularizers is a grid over names. Strengths: lambda for the penalties, the drop probability p, the norm
+# bound c, the patience in epochs, the smoothing s.
+METHODS: dict[str, Method] = {
+    "baseline": Method("none", lambda _: {}),
+    "L2 penalty": Method("explicit", lambda lam: {"fit": dict(penalty=l2_penalty(lam))}, 1e-3),
+    "L1 penalty": Method("explicit", lambda lam: {"fit": dict(penalty=l1_penalty(lam))}, 1e-4),
+    "dropout": Method("explicit", lambda p: {"model": dict(dropout=p)}, 0.3),
+    "DropConnect": Method("explicit", lambda p: {"model": dict(dropconnect=p)}, 0.3),
+    "max-norm": Method("explicit", lambda c: {"fit": dict(callbacks=[MaxNorm(c)])}, 0.5),
+    "augmentation": Method("explicit", lambda _: {"fit": dict(augment=mnist1d_augment(4, 0.1, 0.05))}),
+    "label smoothing": Method("explicit", lambda s: {"fit": dict(label_smoothing=s)}, 0.1),
+    "early stopping (valid loss)": Method(
+        "procedure", lambda patience: {"fit": dict(callbacks=[EarlyStopping("valid_loss", int(patience))])}, 10),
+    "early stopping (valid acc)": Method(
+        "procedure", lambda patience: {"fit": dict(callbacks=[EarlyStopping("valid_acc", int(patience), "max")])}, 10),
+    "batch norm": Method("architecture", lambda _: {"model": dict(batch_norm=True)}),
+}
+
+
+def run(method: str, data: DataSet, widths: list[int], *, seed: int, strength: float | None = None,
+          **fit_options) -> dict[str, Any]:
+    """An MLP in -> widths -> classes regularized by METHODS[method], initialised from `seed` and trained by gt.fit
+    (`fit_options`: epochs, optimizer, ...). One row: every split's final accuracy (after early stopping restores
+    its best weights), the validation loss, the epoch early stopping kept (NaN without it) and the History."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown regularizer {method!r}; the registry has: {', '.join(METHODS)}")
+    options = METHODS[method].options(strength)
+    seed_everything(seed)
+    model = MLP(int(torch.tensor(data.input_shape).prod()), widths, data.n_classes, **options.get("model", {}))
+    history = fit(model, data, seed=seed, **fit_options, **options.get("fit", {}))
+    final = {name: evaluate(model, part, n_classes=data.n_classes) for name, part in data.splits.items()}
+    return {**{f"{name}_acc": measured["acc"] for name, measured in final.items()},
+            "valid_loss": final["valid"]["loss"] if "valid" in final else float("nan"),
+            "best_epoch": history.meta.get("best_epoch", float("nan")), "history": history}
+

@@ -1,16 +1,14 @@
-"""One training loop for every chapter: fit() -> History, evaluate(), and callbacks for early stopping,
-pruning masks and logging.
+"""One training contract for every chapter: fit() trains one model, or a stack of K same-shaped ones
+(gt.models.StackedMLP: seeds, noise levels, label sets) at once, and returns History; evaluate() measures a split.
 
 The loop keeps everything on the device: batches are index slices of resident tensors, the running loss
-is summed on the device, and the host reads numbers once an epoch, never per step.
+is summed on the device, and the host reads numbers once an epoch (a stack: once a measurement), never per step.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,117 +19,15 @@ from tqdm.auto import tqdm
 from . import config, gradients
 from .data import DataSet, TensorData
 from .device import autocast, generator
-from .losses import mean_loss
+from .history import Callback, EarlyStopping, History, Record  # noqa: F401  (gt.train.History and friends)
+from .losses import mean_loss, per_example_loss
+from .models import StackedMLP
 
 OptimizerSpec = str | Callable[[Any], torch.optim.Optimizer]
 
 
 class DivergedError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-@dataclass
-class History:
-    """Per-epoch metrics of one run. Record 0 is the model before training; record e is after epoch e.
-
-    Keys: `epoch`, `time` (seconds since the start), `train_loss_running` (mean loss over the epoch's
-    mini-batches, as most frameworks report it), and `<split>_loss`, `<split>_acc` for every split
-    (train, valid, test) measured on the whole split at the end of the epoch.
-    """
-
-    records: list[dict[str, float]] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        if not self.records or key not in self.records[-1]:
-            known = ", ".join(self.records[-1]) if self.records else "none yet"
-            raise KeyError(f"History has no metric {key!r}; it has: {known}")
-        return np.array([record.get(key, np.nan) for record in self.records], dtype=float)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    @property
-    def final(self) -> dict[str, float]:
-        """The metrics after the last epoch."""
-        return self.records[-1]
-
-    def best(self, metric: str = "valid_loss", mode: str = "min") -> dict[str, float]:
-        """The record (epoch) where `metric` is lowest (mode='min') or highest (mode='max')."""
-        values = self[metric]
-        index = int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
-        return self.records[index]
-
-    def frame(self):
-        """The history as a pandas DataFrame, one row an epoch."""
-        import pandas as pd
-
-        return pd.DataFrame(self.records).set_index("epoch")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"records": self.records, "meta": self.meta}
-
-    @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> History:
-        return cls(records=list(value["records"]), meta=dict(value.get("meta", {})))
-
-
-class Callback:
-    """Hooks into fit(). Override what you need; on_epoch returning True stops training."""
-
-    def on_step(self, model: nn.Module) -> None:
-        """After every optimiser step (for example, re-apply a pruning mask)."""
-
-    def on_epoch(self, history: History, model: nn.Module) -> bool | None:
-        """After every epoch's evaluation; return True to stop."""
-
-    def on_end(self, history: History, model: nn.Module) -> None:
-        """Once, after the last epoch."""
-
-
-class EarlyStopping(Callback):
-    """Stop when `metric` has not improved for `patience` epochs; optionally restore the best weights.
-
-    The chosen epoch is recorded in history.meta['best_epoch'] and the stopping epoch in
-    history.meta['stopped_epoch'].
-    """
-
-    def __init__(self, metric: str = "valid_loss", patience: int = 10, mode: str = "min", restore_best: bool = True):
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        self.metric, self.patience, self.mode, self.restore_best = metric, patience, mode, restore_best
-        self.best_value = math.inf if mode == "min" else -math.inf
-        self.best_epoch = 0
-        self.best_state: dict[str, Tensor] | None = None
-
-    def on_epoch(self, history: History, model: nn.Module) -> bool:
-        record = history.final
-        if self.metric not in record:
-            raise KeyError(f"EarlyStopping watches {self.metric!r}, which fit() does not record; "
-                           f"it records {', '.join(record)}. Hold out a validation split with data.hold_out().")
-        value = record[self.metric]
-        better = value < self.best_value if self.mode == "min" else value > self.best_value
-        if better:
-            self.best_value, self.best_epoch = value, int(record["epoch"])
-            if self.restore_best:
-                self.best_state = copy.deepcopy(model.state_dict())
-        return record["epoch"] - self.best_epoch >= self.patience
-
-    def on_end(self, history: History, model: nn.Module) -> None:
-        history.meta.update(best_epoch=self.best_epoch, stopped_epoch=int(history.final["epoch"]))
-        if self.restore_best and self.best_state is not None:
-            model.load_state_dict(self.best_state)
-
-
-class Record(Callback):
-    """Measure more after every epoch: Record(noisy_acc=lambda model: ...) adds the number `noisy_acc` to each
-    epoch's record (from epoch 1; record 0 has none)."""
-
-    def __init__(self, **metrics: Callable[[nn.Module], float]):
-        self.metrics = metrics
-
-    def on_epoch(self, history: History, model: nn.Module) -> None:
-        history.final.update({name: float(measure(model)) for name, measure in self.metrics.items()})
 
 
 def make_optimizer(spec: OptimizerSpec, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9) -> torch.optim.Optimizer:
@@ -149,9 +45,16 @@ def make_optimizer(spec: OptimizerSpec, params, lr: float, weight_decay: float =
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: TensorData, loss: str = "cross_entropy", n_classes: int | None = None,
-             batch_size: int = 8192) -> dict[str, float]:
-    """Mean loss (and accuracy, for classes) of `model` on a whole split, in eval mode."""
+def evaluate(model: nn.Module, split: TensorData | Sequence[TensorData], loss: str | None = None,
+             n_classes: int | None = None, batch_size: int = 8192) -> dict[str, float] | list[dict[str, float]]:
+    """Mean loss (and accuracy, for classes) of `model` on a whole split, in eval mode. The loss defaults to
+    cross-entropy for classes and squared error otherwise. For a StackedMLP: one dict per member, each on its own
+    split (a list of K) or all on the same one."""
+    loss = loss or ("cross_entropy" if n_classes else "mse")
+    if isinstance(model, StackedMLP):
+        x, y = _stacked([split] if isinstance(split, TensorData) else split, len(model), model.weights[0].device)
+        measured = _evaluate_stack(model, x, y, loss, n_classes)
+        return [dict(zip(measured, values)) for values in zip(*(v.tolist() for v in measured.values()))]
     loss_fn = mean_loss(loss, n_classes)
     was_training = model.training
     model.eval()
@@ -170,15 +73,21 @@ def evaluate(model: nn.Module, split: TensorData, loss: str = "cross_entropy", n
     return result
 
 
-def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpec = "adam", lr: float = 1e-3,
-        weight_decay: float = 0.0, momentum: float = 0.9, batch_size: int = 100, loss: str = "cross_entropy",
-        seed: int = 0, callbacks: Sequence[Callback] = (), penalty: Callable[[nn.Module], Tensor] | None = None,
-        augment: Callable[[Tensor], Tensor] | None = None, label_smoothing: float = 0.0,
-        gradient: gradients.Aggregate | None = None, adversary: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
-        progress: bool | None = None) -> History:
-    """Train `model` on data.train for `epochs` epochs and measure every split after each epoch.
+def fit(model: nn.Module, data: DataSet | Sequence[DataSet], *, epochs: int, optimizer: OptimizerSpec = "adam",
+        lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9, batch_size: int = 100,
+        loss: str | None = None, seed: int | Sequence[int] | None = None, callbacks: Sequence[Callback] = (),
+        measure_every: int | None = 1, measure: Sequence[str] | None = None,
+        penalty: Callable[[nn.Module], Tensor] | None = None, augment: Callable[[Tensor], Tensor] | None = None,
+        label_smoothing: float = 0.0, gradient: gradients.Aggregate | None = None,
+        adversary: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
+        progress: bool | None = None) -> History | list[History]:
+    """Train `model` on data.train for `epochs` epochs and measure the splits as it goes.
 
-    `seed` fixes the batch order, dropout and augmentation; seed the model's initialisation yourself
+    The loss defaults to cross-entropy for classes and squared error for regression. Every split (or those named in
+    `measure`) is measured on the whole split before training, every `measure_every` epochs (None: never between)
+    and after the last, and callbacks' on_epoch runs after each measurement; the running training loss (and
+    accuracy) over each epoch's mini-batches is recorded every epoch.
+    `seed` (default 0) fixes the batch order, dropout and augmentation; seed the model's initialisation yourself
     (gt.seed_everything) before building it. Regularizers: `penalty(model)` is added to every batch's loss
     (gt.regularize.l1_penalty), `augment(x)` transforms every training batch, `label_smoothing` smooths the
     training targets. The losses measured on each split are always the plain ones, so runs stay comparable.
@@ -186,12 +95,37 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
     (gt.gradients.winsorized(c), gt.gradients.median_of_means(3)); the penalty's gradient is added to it.
     `adversary(model, x, y)` replaces every training batch by perturbed inputs (adversarial training, for example
     with gt.attacks.fgsm); it runs after `augment`.
+
+    A gt.models.StackedMLP of K members trains all of them at once, each on its own data set (`data` a list of K
+    with the same split sizes) or all on one, and returns K Histories: member i's equals what gt.fit would give
+    member i alone with seed=seeds[i] (the stack's seeds unless `seed` is given). Callbacks then see the list of
+    Histories. The per-batch options (penalty, augment, label_smoothing, gradient, adversary) are single-model only.
     Raises DivergedError if the loss becomes NaN or infinite.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be at least 0, got {epochs}")
+    if measure_every is None:
+        measure_every = max(epochs, 1)
+    if measure_every < 1:
+        raise ValueError(f"measure_every must be at least 1 (or None), got {measure_every}")
     if gradient is not None and label_smoothing:
         raise ValueError("gradient= aggregates the plain per-example losses; it does not combine with label_smoothing.")
+    first = data if isinstance(data, DataSet) else data[0]
+    loss = loss or ("cross_entropy" if first.n_classes else "mse")
+    names = list(first.splits) if measure is None else list(measure)
+    if unknown := [name for name in names if name not in first.splits]:
+        raise ValueError(f"measure names splits the data does not have: {unknown}; it has {list(first.splits)}")
+    if isinstance(model, StackedMLP):
+        single_only = dict(penalty=penalty, augment=augment, label_smoothing=label_smoothing, gradient=gradient,
+                           adversary=adversary)
+        if used := [name for name, value in single_only.items() if value]:
+            raise ValueError(f"{', '.join(used)} apply to a single model; train the members one by one with gt.fit.")
+        return _fit_stack(model, data, epochs=epochs, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                          momentum=momentum, batch_size=batch_size, loss=loss, seed=seed, callbacks=callbacks,
+                          measure_every=measure_every, names=names, progress=progress)
+    if not isinstance(data, DataSet):
+        raise TypeError("a single model trains on one DataSet; a list of data sets needs a gt.models.StackedMLP")
+    seed = 0 if seed is None else seed
     dev = data.train.device
     model.to(dev)
     loss_fn = mean_loss(loss, data.n_classes, label_smoothing)
@@ -199,26 +133,27 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
     order = generator(seed)
     torch.manual_seed(seed)  # dropout and any other randomness inside the model
     step_hooks = [cb for cb in callbacks if type(cb).on_step is not Callback.on_step]
-    history = History(meta=dict(optimizer=optimizer if isinstance(optimizer, str) else "custom", lr=lr,
-                                weight_decay=weight_decay, batch_size=batch_size, loss=loss, seed=seed,
-                                label_smoothing=label_smoothing, penalty=penalty is not None, augment=augment is not None,
-                                adversary=adversary is not None,
-                                gradient="mean" if gradient is None else getattr(gradient, "__qualname__", "custom")))
+    history = History(meta=_meta(optimizer, lr, weight_decay, batch_size, loss, seed, label_smoothing=label_smoothing,
+                                 penalty=penalty is not None, augment=augment is not None, adversary=adversary is not None,
+                                 gradient="mean" if gradient is None else getattr(gradient, "__qualname__", "custom")))
     start = time.perf_counter()
 
-    def measure(epoch: int, running: float) -> None:
-        record = {"epoch": epoch, "time": time.perf_counter() - start, "train_loss_running": running}
-        for name, split in data.splits.items():
-            for key, value in evaluate(model, split, loss, data.n_classes).items():
-                record[f"{name}_{key}"] = value
-        history.records.append(record)
+    def record(epoch: int, running: dict[str, float]) -> bool:
+        history.records.append({"epoch": epoch, "time": time.perf_counter() - start, **running})
+        if epoch % measure_every and epoch != epochs:
+            return False
+        for name in names:
+            for key, value in evaluate(model, data.splits[name], loss, data.n_classes).items():
+                history.final[f"{name}_{key}"] = value
+        return True
 
-    measure(0, math.nan)
+    record(0, {"train_loss_running": math.nan})
     show = config.show_progress() if progress is None else progress
     bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not show, leave=False)
     for epoch in bar:
         model.train()
         total = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev)
         for x, y in data.train.batches(batch_size, order):
             if augment is not None:
                 x = augment(x)
@@ -227,11 +162,12 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
             opt.zero_grad(set_to_none=True)
             if gradient is None:
                 with autocast(dev):
-                    batch_loss = loss_fn(model(x).float(), y)
+                    out = model(x).float()
+                    batch_loss = loss_fn(out, y)
                 (batch_loss if penalty is None else batch_loss + penalty(model)).backward()
             else:
                 each, losses = gradients.per_example(model, x, y, loss=loss, n_classes=data.n_classes)
-                batch_loss = losses.mean()
+                batch_loss, out = losses.mean(), None
                 for name, step in gradient(each).items():
                     model.get_parameter(name).grad = step
                 if penalty is not None:
@@ -240,19 +176,147 @@ def fit(model: nn.Module, data: DataSet, *, epochs: int, optimizer: OptimizerSpe
             for cb in step_hooks:
                 cb.on_step(model)
             total += batch_loss.detach() * len(y)
-        running = total.item() / len(data.train)
-        if not math.isfinite(running):
-            bar.close()
-            raise DivergedError(
-                f"Training diverged in epoch {epoch}: the training loss became {running}. Try a smaller learning "
-                f"rate (lr={lr} now), a smaller initialisation or gradient clipping, and check the inputs for NaN "
-                "or very large values."
-            )
-        measure(epoch, running)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in history.final.items() if k.endswith(("_loss", "_acc"))}, refresh=False)
-        if any([cb.on_epoch(history, model) for cb in callbacks]):
+            if data.n_classes and out is not None:
+                correct += (out.detach().argmax(1) == y).sum()
+        running = {"train_loss_running": total.item() / len(data.train)}
+        if data.n_classes and gradient is None:
+            running["train_acc_running"] = correct.item() / len(data.train)
+        _check_finite(running["train_loss_running"], epoch, lr)
+        if record(epoch, running) and _measured(bar, history.final, callbacks, history, model):
             break
+    return _finish(bar, callbacks, history, model)
+
+
+def _measured(bar, shown: dict[str, float], callbacks: Sequence[Callback], history, model: nn.Module) -> bool:
+    """After a measurement: show it on the progress bar and run the callbacks; True if one asks to stop."""
+    bar.set_postfix({key: f"{value:.3f}" for key, value in shown.items() if key.endswith(("_loss", "_acc"))}, refresh=False)
+    return any([cb.on_epoch(history, model) for cb in callbacks])
+
+
+def _finish(bar, callbacks: Sequence[Callback], history, model: nn.Module):
     bar.close()
     for cb in callbacks:
         cb.on_end(history, model)
     return history
+
+
+def _meta(optimizer: OptimizerSpec, lr: float, weight_decay: float, batch_size: int, loss: str, seed: int, **more) -> dict:
+    return dict(optimizer=optimizer if isinstance(optimizer, str) else "custom", lr=lr, weight_decay=weight_decay,
+                batch_size=batch_size, loss=loss, seed=seed, **more)
+
+
+def _check_finite(running_loss: float, epoch: int, lr: float, members: list[int] | None = None) -> None:
+    if math.isfinite(running_loss) and not members:
+        return
+    who = f" for members {members}" if members else ""
+    raise DivergedError(
+        f"Training diverged in epoch {epoch}{who}: the training loss became {running_loss}. Try a smaller learning "
+        f"rate (lr={lr} now), a smaller initialisation or gradient clipping, and check the inputs for NaN or very "
+        "large values.")
+
+
+def _stacked(parts: Sequence[TensorData], k: int, dev: torch.device) -> tuple[Tensor, Tensor]:
+    """K splits as (K, n, ...) inputs and (K, n[, out]) targets; one shared split as a view (no copy)."""
+    if len(parts) == 1:
+        return parts[0].x.to(dev).expand(k, *parts[0].x.shape), parts[0].y.to(dev).expand(k, *parts[0].y.shape)
+    if len(parts) != k or len({len(part) for part in parts}) != 1:
+        raise ValueError(f"a stack of {k} trains on one data set or {k} with the same split sizes; got "
+                         f"{len(parts)} of sizes {sorted({len(part) for part in parts})}")
+    return torch.stack([part.x for part in parts]).to(dev), torch.stack([part.y for part in parts]).to(dev)
+
+
+def _member_losses(out: Tensor, y: Tensor, loss: str, n_classes: int | None) -> Tensor:
+    """Mean loss of each member over its batch: shape (K,)."""
+    return per_example_loss(loss, n_classes)(out, y).flatten(1).mean(1)
+
+
+@torch.inference_mode()
+def _evaluate_stack(model: StackedMLP, x: Tensor, y: Tensor, loss: str, n_classes: int | None,
+                    batch_size: int = 8192) -> dict[str, Tensor]:
+    """Each member's mean loss (and accuracy) on its (K, n, ...) split: tensors of shape (K,), on the device."""
+    total = torch.zeros(len(model), device=x.device)
+    correct = torch.zeros(len(model), device=x.device)
+    for start in range(0, x.shape[1], batch_size):
+        xb, yb = x[:, start:start + batch_size], y[:, start:start + batch_size]
+        out = model(xb).float()
+        total += per_example_loss(loss, n_classes)(out, yb).flatten(1).sum(1)
+        if n_classes:
+            correct += (out.argmax(-1) == yb).sum(1)
+    result = {"loss": total / x.shape[1]}
+    if n_classes:
+        result["acc"] = correct / x.shape[1]
+    return result
+
+
+def _fit_stack(model: StackedMLP, data: DataSet | Sequence[DataSet], *, epochs: int, optimizer: OptimizerSpec,
+               lr: float, weight_decay: float, momentum: float, batch_size: int, loss: str,
+               seed: int | Sequence[int] | None, callbacks: Sequence[Callback], measure_every: int, names: list[str],
+               progress: bool | None) -> list[History]:
+    """fit() for a StackedMLP: the same loop, every member's batch drawn by its own generator, all on the device."""
+    datasets = [data] if isinstance(data, DataSet) else list(data)
+    k, dev = len(model), model.weights[0].device
+    n_classes = datasets[0].n_classes
+    splits = {name: _stacked([d.splits[name] for d in datasets], k, dev) for name in {"train", *names}}
+    x, y = splits["train"]
+    n = x.shape[1]
+    seeds = model.seeds if seed is None else [seed] * k if isinstance(seed, int) else list(seed)
+    if len(seeds) != k:
+        raise ValueError(f"seed must be one int or {k} of them, got {len(seeds)}")
+    opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum)
+    orders = [generator(s) for s in seeds]
+    rows = torch.arange(k, device=dev)[:, None]
+    step_hooks = [cb for cb in callbacks if type(cb).on_step is not Callback.on_step]
+    histories = [History(meta=_meta(optimizer, lr, weight_decay, batch_size, loss, s, member=i))
+                 for i, s in enumerate(seeds)]
+    pending: list[tuple[int, float, dict[str, Tensor]]] = []  # kept on the device, read at the next measurement
+    start = time.perf_counter()
+
+    def record(epoch: int, running: dict[str, Tensor]) -> bool:
+        pending.append((epoch, time.perf_counter() - start, running))
+        if epoch % measure_every and epoch != epochs:
+            return False
+        measured = {f"{name}_{key}": value for name in names
+                    for key, value in _evaluate_stack(model, *splits[name], loss, n_classes).items()}
+        for number, (at, seconds, values) in enumerate(pending):
+            columns = {**values, **measured} if number == len(pending) - 1 else values
+            table = {key: value.tolist() for key, value in columns.items()}
+            for i, history in enumerate(histories):
+                history.records.append({"epoch": at, "time": seconds, **{key: table[key][i] for key in table}})
+        pending.clear()
+        if epoch and not all(math.isfinite(h.final["train_loss_running"]) for h in histories):
+            bad = [i for i, h in enumerate(histories) if not math.isfinite(h.final["train_loss_running"])]
+            _check_finite(math.nan, epoch, lr, bad)
+        return True
+
+    record(0, {"train_loss_running": torch.full((k,), math.nan)})
+    show = config.show_progress() if progress is None else progress
+    bar = tqdm(range(1, epochs + 1), desc=f"{k} models", disable=not show, leave=False)
+    for epoch in bar:
+        model.train()
+        xs, ys = x, y
+        if batch_size < n:  # one gather an epoch; the batches are then views
+            index = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(dev)
+            xs, ys = x[rows, index], y[rows, index]
+        total = torch.zeros(k, device=dev)
+        correct = torch.zeros(k, device=dev)
+        for begin in range(0, n, batch_size):
+            xb, yb = xs[:, begin:begin + batch_size], ys[:, begin:begin + batch_size]
+            with autocast(dev):
+                out = model(xb).float()
+                member_loss = _member_losses(out, yb, loss, n_classes)
+            opt.zero_grad(set_to_none=True)
+            member_loss.sum().backward()  # members share no parameters: each gets its own gradient
+            opt.step()
+            for cb in step_hooks:
+                cb.on_step(model)
+            total += member_loss.detach() * yb.shape[1]
+            if n_classes:
+                correct += (out.detach().argmax(-1) == yb).sum(1)
+        running = {"train_loss_running": total / n}
+        if n_classes:
+            running["train_acc_running"] = correct / n
+        if record(epoch, running):
+            means = {key: float(np.mean([h.final[key] for h in histories])) for key in histories[0].final}
+            if _measured(bar, means, callbacks, histories, model):
+                break
+    return _finish(bar, callbacks, histories, model)

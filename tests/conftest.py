@@ -79,3 +79,56 @@ def small_mnist1d():
     import gentools as gt
 
     return gt.data.load("mnist1d", n_train=400, n_test=200, seed=0)
+
+
+@pytest.fixture
+def fake_cifar10(tmp_path, monkeypatch):
+    """CIFAR-10 in its real on-disk format (python batches), 10 images a batch, in a data folder of its own
+    (GENTOOLS_DATA): for smoke tests of the paper-scale experiments."""
+    import pickle
+
+    import numpy as np
+    import torchvision.datasets.cifar as cifar
+
+    # torchvision checks each file's MD5 against the official release; ours are tiny fakes, so check only presence.
+    monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: Path(path).is_file())
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), "labels": list(range(10))}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+    monkeypatch.setenv("GENTOOLS_DATA", str(tmp_path / "data"))
+    return folder
+
+
+def _write_idx(path: Path, array) -> None:
+    """The IDX format of MNIST: magic (0, 0, type 0x08 = ubyte, number of dimensions), sizes big-endian, data."""
+    import struct
+
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + np.asarray(array).astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def write_idx():
+    return _write_idx
+
+
+@pytest.fixture
+def fake_mnist(tmp_path, monkeypatch):
+    """MNIST in its real on-disk format (IDX files), 60 training and 20 test images, in a data folder of its own."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    for split, n in (("train", 60), ("t10k", 20)):
+        _write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
+    monkeypatch.setenv("GENTOOLS_DATA", str(tmp_path / "data"))
+    return raw

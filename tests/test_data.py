@@ -1,5 +1,4 @@
 import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -122,21 +121,14 @@ def test_gaussian_inputs_match_mean_and_spread(small_mnist1d):
 
 # --- torchvision data sets from tiny files in the real on-disk formats ---------------------------------------
 
-def _write_idx(path, array: np.ndarray) -> None:
-    """The IDX format of MNIST: magic (0, 0, type 0x08 = ubyte, number of dimensions), sizes big-endian, data."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
-def test_mnist_style_data_from_idx_files(tmp_path, name, folder):
+def test_mnist_style_data_from_idx_files(tmp_path, name, folder, write_idx):
     rng = np.random.default_rng(0)
     raw = tmp_path / folder / "raw"
     images = {split: rng.integers(0, 256, (n, 28, 28)) for split, n in (("train", 6), ("t10k", 4))}
     for split, array in images.items():
-        _write_idx(raw / f"{split}-images-idx3-ubyte", array)
-        _write_idx(raw / f"{split}-labels-idx1-ubyte", np.arange(len(array)) % 10)
+        write_idx(raw / f"{split}-images-idx3-ubyte", array)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", np.arange(len(array)) % 10)
     data = gt.data.load(name, root=tmp_path)
     assert data.train.x.shape == (6, 1, 28, 28) and data.test.x.shape == (4, 1, 28, 28)
     assert torch.allclose(data.train.x[2, 0], torch.as_tensor(images["train"][2] / 255.0, dtype=torch.float32))
@@ -184,3 +176,8 @@ def test_randomization_conditions_change_only_what_they_name(small_mnist1d):
         inputs_changed = not torch.equal(data.train.x, small_mnist1d.train.x)
         assert labels_changed == ("labels" in name and name != "true labels"), name
         assert inputs_changed == (name in ("shuffled pixels", "random pixels", "Gaussian inputs")), name
+
+
+def test_digits_can_keep_the_first_n_training_images():
+    full, part = gt.data.load("digits", seed=0), gt.data.load("digits", seed=0, n_train=100)
+    assert len(part.train) == 100 and torch.equal(part.train.x, full.train.x[:100]) and len(part.test) == len(full.test)

@@ -1,80 +1,114 @@
+import numpy as np
 import pytest
 import torch
 
 import gentools as gt
-from gentools.ensemble import StackedMLP, evaluate_stacked, fit_stacked, stack
+from gentools.models import StackedMLP
+
+
+def assert_same_histories(together, alone, rtol=1e-4, atol=1e-5):
+    """Every metric of every epoch, the clock aside."""
+    assert [record["epoch"] for record in together.records] == [record["epoch"] for record in alone.records]
+    for mine, theirs in zip(together.records, alone.records):
+        assert set(mine) == set(theirs)
+        for key in set(mine) - {"time"}:
+            np.testing.assert_allclose(mine[key], theirs[key], rtol=rtol, atol=atol, err_msg=f"{key} at epoch {mine['epoch']}")
 
 
 @pytest.mark.parametrize("optimizer, lr", [("sgd", 0.05), ("adam", 1e-2)])
-def test_models_trained_together_equal_models_trained_one_by_one(small_mnist1d, optimizer, lr):
+def test_a_stack_of_k_equals_k_runs_one_by_one_in_every_metric(small_mnist1d, optimizer, lr):
+    data = small_mnist1d.hold_out(0.25)
     seeds = [0, 1, 2]
     options = dict(epochs=3, optimizer=optimizer, lr=lr, weight_decay=1e-4, batch_size=64)
     stacked = StackedMLP(40, [16, 16], 10, seeds=seeds)
-    fit_stacked(stacked, stack(small_mnist1d.train.x, 3), stack(small_mnist1d.train.y, 3), loss="cross_entropy",
-                n_classes=10, **options)
-    together = evaluate_stacked(stacked, stack(small_mnist1d.test.x, 3), stack(small_mnist1d.test.y, 3),
-                                loss="cross_entropy", n_classes=10)
+    histories = gt.fit(stacked, data, **options)
+    assert len(histories) == 3 and list(histories[0].final) == ["epoch", "time", "train_loss_running",
+        "train_acc_running", "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc"]
     for i, seed in enumerate(seeds):
         torch.manual_seed(seed)
         alone = gt.models.MLP(40, [16, 16], 10)
-        gt.fit(alone, small_mnist1d, seed=seed, **options)
+        assert_same_histories(histories[i], gt.fit(alone, data, seed=seed, **options))
         for mine, theirs in zip(stacked.member(i).parameters(), alone.parameters()):
             torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
-        assert together["acc"][i].item() == pytest.approx(gt.evaluate(alone, small_mnist1d.test, n_classes=10)["acc"])
 
 
-def test_each_member_can_have_its_own_training_set():
+def test_each_member_can_train_on_its_own_data_set(small_mnist1d):
+    levels = [0.0, 0.5, 1.0]
+    noisy = [gt.data.corrupt_labels(small_mnist1d, p, seed=1) for p in levels]
+    options = dict(epochs=2, lr=1e-2, seed=7, measure_every=2)
+    histories = gt.fit(StackedMLP(40, [16], 10, seeds=[0, 0, 0]), noisy, **options)
+    for level, data, history in zip(levels, noisy, histories):
+        torch.manual_seed(0)
+        assert_same_histories(history, gt.fit(gt.models.MLP(40, [16], 10), data, **options))
+    assert np.isnan(histories[0]["test_acc"][1]) and not np.isnan(histories[0]["train_acc_running"][1])  # epoch 1 unmeasured
+
+
+def test_a_regression_stack_defaults_to_squared_error_and_full_batches_are_one_step():
     x, y = gt.biasvar.training_sets("sin", n=20, noise=0.1, repeats=4, seed=0)
+    sets = [gt.data.DataSet("sin", train=gt.data.TensorData(x[i], y[i]), test=gt.data.TensorData(x[i], y[i])) for i in range(4)]
     model = StackedMLP(1, [32], 1, seeds=range(4))
-    before = evaluate_stacked(model, x, y)["loss"]
-    final = fit_stacked(model, x, y, epochs=300, lr=1e-2)
-    assert final.shape == (4,) and bool((final < before / 5).all())
-    shifted = y.clone()
-    shifted[0] += 10.0  # only member 0 sees different targets
+    histories = gt.fit(model, sets, epochs=300, lr=1e-2, measure_every=300)
+    assert all(h.meta["loss"] == "mse" and h.final["train_loss"] < h["train_loss"][0] / 5 for h in histories)
+    assert [len(h) for h in histories] == [301] * 4 and np.isnan(histories[0]["train_loss"][1:300]).all()
+    shifted = [sets[0].replace(train=gt.data.TensorData(x[0], y[0] + 10)), *sets[1:]]
     other = StackedMLP(1, [32], 1, seeds=range(4))
-    fit_stacked(other, x, shifted, epochs=300, lr=1e-2)
+    gt.fit(other, shifted, epochs=300, lr=1e-2)  # only member 0 sees different targets
     assert torch.allclose(other.member(1)(x[1]), model.member(1)(x[1]))
     assert not torch.allclose(other.member(0)(x[0]), model.member(0)(x[0]))
 
 
-def test_shapes_are_checked_and_divergence_is_reported():
-    model = StackedMLP(1, [4], 1, seeds=[0, 1])
-    with pytest.raises(ValueError, match="must have shape"):
-        fit_stacked(model, torch.zeros(3, 5, 1), torch.zeros(3, 5, 1), epochs=1)
-    with pytest.raises(gt.train.DivergedError, match="smaller learning rate"):
-        fit_stacked(model, torch.full((2, 5, 1), float("nan")), torch.zeros(2, 5, 1), epochs=1)
+def test_stacks_check_their_data_and_options_and_report_divergence(small_mnist1d):
+    model = StackedMLP(40, [4], 10, seeds=[0, 1])
+    with pytest.raises(ValueError, match="one data set or 2"):
+        gt.fit(model, [small_mnist1d] * 3, epochs=1)
+    with pytest.raises(ValueError, match="penalty, augment apply to a single model"):
+        gt.fit(model, small_mnist1d, epochs=1, penalty=gt.regularize.l2_penalty(1e-3), augment=lambda x: x)
+    with pytest.raises(TypeError, match="History.best"):
+        gt.fit(model, small_mnist1d.hold_out(0.25), epochs=1, callbacks=[gt.EarlyStopping()])
+    with pytest.raises(TypeError, match="needs a gt.models.StackedMLP"):
+        gt.fit(gt.models.MLP(40, [4], 10), [small_mnist1d], epochs=1)
+    with pytest.raises(ValueError, match="measure names"):
+        gt.fit(model, small_mnist1d, epochs=1, measure=["valid"])
+    broken = small_mnist1d.replace(train=gt.data.TensorData(small_mnist1d.train.x * float("nan"), small_mnist1d.train.y))
+    with pytest.raises(gt.train.DivergedError, match=r"members \[0, 1\].*smaller learning rate"):
+        gt.fit(model, broken, epochs=1)
     with pytest.raises(ValueError, match="at least one member"):
         StackedMLP(1, [4], 1, seeds=[])
 
 
-def test_evaluate_splits_measures_every_split_for_every_member(small_mnist1d):
-    data = small_mnist1d.hold_out(0.25)
+def test_evaluate_gives_one_result_per_member(small_mnist1d):
     model = StackedMLP(40, [8], 10, seeds=[0, 1])
-    measured = gt.ensemble.evaluate_splits(model, data, loss="cross_entropy")
-    assert list(measured) == ["train", "valid", "test"]
-    alone = gt.evaluate(model.member(1), data.valid, n_classes=10)
-    assert measured["valid"]["acc"].shape == (2,) and measured["valid"]["acc"][1].item() == pytest.approx(alone["acc"])
-    assert measured["valid"]["loss"][1].item() == pytest.approx(alone["loss"], rel=1e-5)
+    measured = gt.evaluate(model, small_mnist1d.test, n_classes=10)
+    alone = gt.evaluate(model.member(1), small_mnist1d.test, n_classes=10)
+    assert len(measured) == 2 and measured[1]["acc"] == pytest.approx(alone["acc"])
+    assert measured[1]["loss"] == pytest.approx(alone["loss"], rel=1e-5)
 
 
-def test_recorded_curves_match_the_final_loss(small_mnist1d):
-    k = 2
-    x, y = stack(small_mnist1d.train.x, k), stack(small_mnist1d.train.y, k)
-    final = fit_stacked(StackedMLP(40, [16], 10, seeds=[0, 1]), x, y, epochs=4, lr=1e-2, batch_size=100,
-                        loss="cross_entropy", n_classes=10)
-    curves = fit_stacked(StackedMLP(40, [16], 10, seeds=[0, 1]), x, y, epochs=4, lr=1e-2, batch_size=100,
-                         loss="cross_entropy", n_classes=10, record=True)
-    assert curves["loss"].shape == curves["acc"].shape == (4, k)
-    torch.testing.assert_close(curves["loss"][-1], final.cpu())
-    assert curves["loss"][-1].lt(curves["loss"][0]).all() and curves["acc"][-1].gt(curves["acc"][0]).all()
-
-
-def test_on_epoch_runs_after_every_epoch_with_the_model(small_mnist1d):
+def test_callbacks_see_the_stack_and_record_one_number_per_member(small_mnist1d):
     model = StackedMLP(40, [8], 10, seeds=[0, 1])
     seen = []
-    fit_stacked(model, stack(small_mnist1d.train.x, 2), stack(small_mnist1d.train.y, 2), epochs=3, loss="cross_entropy",
-                n_classes=10, batch_size=100, on_epoch=lambda epoch, net: seen.append((epoch, net is model)))
-    assert seen == [(1, True), (2, True), (3, True)]
+
+    class Spy(gt.train.Callback):
+        def on_epoch(self, histories, net):
+            seen.append((histories[0].final["epoch"], net is model))
+
+    record = gt.train.Record(first_weight=lambda net: net.weights[0][:, 0, 0].tolist())
+    histories = gt.fit(model, small_mnist1d, epochs=4, measure_every=2, callbacks=[Spy(), record])
+    assert seen == [(2, True), (4, True)]
+    assert [h.final["first_weight"] for h in histories] == pytest.approx(model.weights[0][:, 0, 0].tolist())
+
+
+def test_ensembles_average_their_members_probabilities(small_mnist1d):
+    model = StackedMLP(40, [8], 10, seeds=range(6))
+    gt.fit(model, small_mnist1d, epochs=2, lr=1e-2)
+    averaged = gt.ensemble.average_probabilities(model, small_mnist1d.test, groups=2)
+    assert averaged["member_acc"].shape == (2, 3) and averaged["ensemble_acc"].shape == (2,)
+    members = [torch.softmax(model.member(i)(small_mnist1d.test.x), -1) for i in range(3, 6)]
+    expected = (sum(members) / 3).argmax(-1).eq(small_mnist1d.test.y).float().mean()
+    assert averaged["ensemble_acc"][1].item() == pytest.approx(expected.item())
+    assert averaged["member_acc"][1, 0].item() == pytest.approx(gt.evaluate(model.member(3), small_mnist1d.test, n_classes=10)["acc"])
+    with pytest.raises(ValueError, match="equal groups"):
+        gt.ensemble.average_probabilities(model, small_mnist1d.test, groups=4)
 
 
 @pytest.mark.parametrize("optimizer, lr", [("sgd", 0.05), ("adam", 1e-2)])
@@ -83,12 +117,11 @@ def test_a_padded_member_trains_exactly_like_the_narrow_network_alone(small_mnis
     seeds = [0, 0, 1]
     options = dict(epochs=3, optimizer=optimizer, lr=lr, weight_decay=1e-3, batch_size=64)
     stacked = StackedMLP(40, [16, 16], 10, seeds=seeds, member_widths=own)
-    fit_stacked(stacked, stack(small_mnist1d.train.x, 3), stack(small_mnist1d.train.y, 3), loss="cross_entropy",
-                n_classes=10, **options)
+    histories = gt.fit(stacked, small_mnist1d, **options)
     for i, (widths, seed) in enumerate(zip(own, seeds)):
         torch.manual_seed(seed)
         alone = gt.models.MLP(40, widths, 10)
-        gt.fit(alone, small_mnist1d, seed=seed, **options)
+        assert_same_histories(histories[i], gt.fit(alone, small_mnist1d, seed=seed, **options))
         for mine, theirs in zip(stacked.member(i).parameters(), alone.parameters()):
             torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
         first, second = stacked.weights[0][i], stacked.weights[1][i]
@@ -144,17 +177,18 @@ def test_width_groups_split_at_the_least_cost(overhead):
         assert len(groups) == 1
 
 
-def test_fit_widths_gives_a_row_per_data_set_and_width(small_mnist1d):
+def test_fit_widths_gives_a_row_per_data_set_width_and_seed(small_mnist1d):
     noisy = gt.data.corrupt_labels(small_mnist1d, 0.5, seed=0)
     rows = gt.ensemble.fit_widths({"clean": small_mnist1d, "noisy": noisy}, [3, 12], depth=2, epochs=4, lr=0.05,
-                                  test_every=2)
-    assert [(row["data"], row["width"]) for row in rows] == [("clean", 3), ("clean", 12), ("noisy", 3), ("noisy", 12)]
+                                  seeds=[0, 5], test_every=2)
+    assert [(row["data"], row["width"], row["seed"]) for row in rows] == [
+        (data, width, seed) for data in ("clean", "noisy") for width in (3, 12) for seed in (0, 5)]
     for row in rows:
         assert row["parameters"] == gt.models.count_parameters(gt.models.MLP(40, [row["width"]] * 2, 10))
         assert len(row["test_error_curve"]) == 2 and row["early_stopped_test_error"] == min(row["test_error_curve"])
         assert row["test_error"] == pytest.approx(row["test_error_curve"][-1], abs=1e-6)
-    torch.manual_seed(0)
+    torch.manual_seed(5)
     alone = gt.models.MLP(40, [12, 12], 10)
-    gt.fit(alone, noisy, epochs=4, optimizer="sgd", lr=0.05, momentum=0.9, batch_size=100, seed=0)
-    assert rows[3]["test_error"] == pytest.approx(1 - gt.evaluate(alone, noisy.test, n_classes=10)["acc"], abs=1e-6)
-    assert rows[3]["train_error"] == pytest.approx(1 - gt.evaluate(alone, noisy.train, n_classes=10)["acc"], abs=1e-6)
+    gt.fit(alone, noisy, epochs=4, optimizer="sgd", lr=0.05, momentum=0.9, batch_size=100, seed=5)
+    assert rows[7]["test_error"] == pytest.approx(1 - gt.evaluate(alone, noisy.test, n_classes=10)["acc"], abs=1e-6)
+    assert rows[7]["train_error"] == pytest.approx(1 - gt.evaluate(alone, noisy.train, n_classes=10)["acc"], abs=1e-6)

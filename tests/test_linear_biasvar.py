@@ -73,6 +73,18 @@ def test_polynomial_study_shows_the_classic_tradeoff():
     assert low.bias2 > 10 * high.bias2 and high.variance > 3 * low.variance
 
 
+def test_network_study_trains_each_network_on_its_own_training_set():
+    study = gt.biasvar.network_study(16, n=20, noise=0.3, repeats=4, seed=1, epochs=200)
+    x, y = gt.biasvar.training_sets("sin", 20, 0.3, 4, seed=1)
+    torch.manual_seed(2)  # network 2 alone, on training set 2, as a plain MLP
+    alone = gt.models.MLP(1, [16], 1)
+    data = gt.data.DataSet("sin", train=gt.data.TensorData(x[2], y[2]), test=gt.data.TensorData(x[2], y[2]))
+    gt.fit(alone, data, epochs=200, lr=1e-2, batch_size=20)
+    with torch.no_grad():
+        torch.testing.assert_close(study.predictions[2], alone(study.x)[:, 0], rtol=1e-3, atol=1e-4)
+    assert study.predictions.shape == (4, 200) and 0 < study.train_loss < 0.3
+
+
 def test_explore_builds_its_widget():
     widget = gt.biasvar.explore(repeats=10)
     assert [child.description for child in widget.children[:3]] == ["degree", "noise", "n"]
@@ -181,3 +193,30 @@ def test_two_speed_regression_has_the_scales_and_signal_it_promises():
     again = gt.data.two_speed_regression(n_train=20, n_test=20000, fast=30, slow=5, slow_scale=0.1, slow_signal=0.5,
                                          noise=0.3, seed=0)
     assert torch.equal(again.train.x, data.train.x)
+
+
+def test_sgd_from_zero_walks_to_the_minimum_norm_interpolant():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(12, 40, generator=gen, dtype=torch.float64), torch.randn(12, 3, generator=gen, dtype=torch.float64)
+    w, distances = gt.linear.sgd_from_zero(x, y, epochs=400, batch_size=4)
+    minimum_norm = torch.linalg.pinv(x) @ y  # computed independently of gentools
+    torch.testing.assert_close(w, minimum_norm, rtol=1e-6, atol=1e-8)
+    assert len(distances) == 400 and distances[0] > 0.05 and distances[-1] < 1e-6 and distances[-1] < distances[100]
+    other = torch.randn(40, 3, generator=gen, dtype=torch.float64)  # a different interpolant: w = pinv y + null part
+    far = minimum_norm + (torch.eye(40, dtype=torch.float64) - torch.linalg.pinv(x) @ x) @ other
+    assert torch.allclose(x @ far, y) and gt.linear.sgd_from_zero(x, y, epochs=400, batch_size=4, reference=far)[1][-1] > 0.1
+    with pytest.raises(ValueError, match="diverges"):
+        gt.linear.sgd_from_zero(x, y, epochs=1, lr=10.0)
+
+
+def test_random_features_errors_follow_their_definitions():
+    digits = gt.data.load("digits", test_fraction=0.4, seed=0)
+    train, valid, test = digits.train.subset(slice(0, 60)), digits.train.subset(slice(60, 120)), digits.test
+    row = gt.linear.random_features_errors(30, train, valid, test, seeds=1)
+    features = gt.linear.random_relu_features(train.x, 30, 0)
+    w = torch.linalg.lstsq(features, torch.nn.functional.one_hot(train.y, 10).double()).solution  # 30 < 60: plain least squares
+    predictions = gt.linear.random_relu_features(test.x, 30, 0) @ w
+    assert row["test_error"] == pytest.approx((predictions.argmax(1) != test.y).double().mean().item())
+    assert row["test_mse"] == pytest.approx(((predictions - torch.nn.functional.one_hot(test.y, 10)) ** 2).sum(1).mean().item())
+    at_threshold = gt.linear.random_features_errors(60, train, valid, test, seeds=2)
+    assert at_threshold["test_mse"] > row["test_mse"] and at_threshold["ridge_test_error"] < at_threshold["test_error"]

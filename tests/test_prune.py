@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -122,13 +123,11 @@ def test_lottery_controls_keep_the_tickets_layer_sizes(small_mnist1d):
 
 
 def test_a_masked_stack_keeps_pruned_weights_silent(small_mnist1d):
-    from gentools.ensemble import StackedMLP, fit_stacked, stack
-    nets = StackedMLP(40, [8], 10, seeds=[0, 1])
+    nets = gt.models.StackedMLP(40, [8], 10, seeds=[0, 1])
     masks = [torch.bernoulli(torch.full(w.shape, 0.5), generator=torch.Generator().manual_seed(i)) for i, w in enumerate(nets.weights)]
     nets.set_masks(masks)
     before = [w.detach().clone() for w in nets.weights]
-    fit_stacked(nets, stack(small_mnist1d.train.x, 2), stack(small_mnist1d.train.y, 2), epochs=2, optimizer="adam",
-                lr=1e-2, batch_size=100, loss="cross_entropy", n_classes=10)
+    gt.fit(nets, small_mnist1d, epochs=2, optimizer="adam", lr=1e-2, batch_size=100)
     for weight, old, mask in zip(nets.weights, before, masks):
         assert torch.equal(weight.detach()[mask == 0], old[mask == 0])  # no gradient reached them
         assert not torch.equal(weight.detach()[mask == 1], old[mask == 1])
@@ -136,3 +135,17 @@ def test_a_masked_stack_keeps_pruned_weights_silent(small_mnist1d):
     assert torch.equal(member[1].weight.detach() == 0, (masks[0][1].T == 0) | (nets.weights[0][1].detach().T == 0))
     with pytest.raises(ValueError, match="shapes"):
         nets.set_masks([torch.ones(2, 3, 3)])
+
+
+def test_best_epoch_trainer_reports_the_epoch_of_lowest_validation_loss(small_mnist1d):
+    data = small_mnist1d.hold_out(0.25)
+    train = prune.best_epoch_trainer(data, epochs=6, lr=3e-2)
+    gt.seed_everything(0)
+    result = train(gt.models.MLP(40, [32], 10))
+    gt.seed_everything(0)
+    history = gt.fit(gt.models.MLP(40, [32], 10), data, epochs=6, lr=3e-2)
+    losses = history["valid_loss"]
+    assert result["best_epoch"] == int(np.nanargmin(losses)) and result["valid_loss"] == pytest.approx(np.nanmin(losses))
+    assert result["test_acc"] == pytest.approx(history["test_acc"][result["best_epoch"]])
+    with pytest.raises(ValueError, match="validation split"):
+        prune.best_epoch_trainer(small_mnist1d, epochs=1, lr=1e-3)

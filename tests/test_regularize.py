@@ -75,3 +75,22 @@ def test_label_smoothing_changes_training_not_measured_loss(small_mnist1d):
     assert history.final["train_loss"] == pytest.approx(plain)
     with pytest.raises(ValueError, match="label_smoothing"):
         gt.fit(model, small_mnist1d, epochs=1, loss="mse", label_smoothing=0.1)
+
+
+def test_every_registered_regularizer_trains_and_changes_what_it_says(small_mnist1d):
+    data = small_mnist1d.hold_out(0.25)
+    options = dict(epochs=3, lr=1e-2, batch_size=100)
+    rows = {name: gt.regularize.run(name, data, [16, 16], seed=0, **options) for name in gt.regularize.METHODS}
+    gt.seed_everything(0)
+    plain = gt.fit(gt.models.MLP(40, [16, 16], 10), data, seed=0, **options)
+    assert rows["baseline"]["test_acc"] == pytest.approx(plain.final["test_acc"])
+    changed = [name for name, row in rows.items() if row["history"].final["train_loss"] != plain.final["train_loss"]]
+    assert sorted(changed) == sorted(set(gt.regularize.METHODS) - {"baseline", "early stopping (valid loss)",
+                                                                    "early stopping (valid acc)"})  # too short to stop
+    assert {m.kind for m in gt.regularize.METHODS.values()} == {"none", "explicit", "procedure", "architecture"}
+    meta = rows["label smoothing"]["history"].meta
+    assert meta["label_smoothing"] == 0.1 and rows["L2 penalty"]["history"].meta["penalty"]
+    stopped = gt.regularize.run("early stopping (valid loss)", data, [16, 16], seed=0, strength=1, epochs=30, lr=3e-2)
+    assert stopped["best_epoch"] == stopped["history"].final["epoch"] - 1 < 29  # patience 1: stops at the first rise
+    with pytest.raises(ValueError, match="Unknown regularizer 'mixup'"):
+        gt.regularize.run("mixup", data, [16], seed=0, epochs=1)

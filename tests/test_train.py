@@ -43,10 +43,11 @@ def test_sgd_and_mse_on_classes_and_regression(small_mnist1d):
     regression = gt.data.load("regression", n_train=64, n_test=64)
     gt.seed_everything(0)
     model = gt.models.MLP(1, [32], 1)
-    history = gt.fit(model, regression, epochs=30, loss="mse", lr=1e-2, batch_size=16)
-    assert "train_acc" not in history.final and history.final["test_loss"] < history.records[0]["test_loss"]
+    history = gt.fit(model, regression, epochs=30, lr=1e-2, batch_size=16)  # the loss defaults to squared error
+    assert history.meta["loss"] == "mse" and "train_acc" not in history.final
+    assert history.final["test_loss"] < history.records[0]["test_loss"]
     with pytest.raises(ValueError, match="cross_entropy needs class labels"):
-        gt.fit(model, regression, epochs=1)
+        gt.fit(model, regression, epochs=1, loss="cross_entropy")
 
 
 def test_bad_options_are_reported(small_mnist1d):
@@ -101,3 +102,20 @@ def test_record_adds_a_measurement_to_every_epoch(small_mnist1d):
     history = gt.fit(model, small_mnist1d, epochs=2, callbacks=[gt.train.Record(first_bias=first_bias)])
     assert len(calls) == 2 and np.isnan(history["first_bias"][0])
     assert history["first_bias"][-1] == model[-1].bias[0].item()
+
+
+def test_measure_every_and_measure_choose_when_and_what_is_measured(small_mnist1d):
+    data = small_mnist1d.hold_out(0.25)
+    gt.seed_everything(0)
+    history = gt.fit(gt.models.MLP(40, [8], 10), data, epochs=5, measure_every=2, measure=["valid"])
+    assert [r["epoch"] for r in history.records if "valid_acc" in r] == [0, 2, 4, 5]  # and always the last
+    assert "test_acc" not in history.final and len(history["train_loss_running"]) == 6
+    assert not np.isnan(history["train_acc_running"][1:]).any()
+    assert history.best("valid_loss")["epoch"] in (0, 2, 4, 5)  # unmeasured epochs are NaN, never the best
+
+
+def test_reaches_gives_the_first_epoch_at_a_level_or_nan():
+    history = gt.History(records=[{"epoch": 0, "acc": math.nan}, {"epoch": 1, "acc": 0.5}, {"epoch": 2, "acc": 0.995},
+                                  {"epoch": 3, "acc": 0.98}, {"epoch": 4, "acc": 1.0}])
+    assert history.reaches("acc", 0.99) == 2 and history.reaches("acc", 0.5) == 1
+    assert math.isnan(history.reaches("acc", 1.01))

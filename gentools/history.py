@@ -1,0 +1,131 @@
+"""What a training run leaves behind and how to hook into it: History (the per-epoch metrics), and callbacks
+for early stopping and for measuring more."""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import Tensor, nn
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of one run. Record 0 is the model before training; record e is after epoch e.
+
+    Keys: `epoch`, `time` (seconds since the start), `train_loss_running` and, for classes, `train_acc_running`
+    (mean loss and accuracy over the epoch's mini-batches, as most frameworks report them), and `<split>_loss`,
+    `<split>_acc` for every split (train, valid, test) measured on the whole split at the end of the epoch (with
+    fit's measure_every, only every so many epochs: NaN in between).
+    """
+
+    records: list[dict[str, float]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if not self.records or key not in self.records[-1]:
+            known = ", ".join(self.records[-1]) if self.records else "none yet"
+            raise KeyError(f"History has no metric {key!r}; it has: {known}")
+        return np.array([record.get(key, np.nan) for record in self.records], dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The metrics after the last epoch."""
+        return self.records[-1]
+
+    def best(self, metric: str = "valid_loss", mode: str = "min") -> dict[str, float]:
+        """The record (epoch) where `metric` is lowest (mode='min') or highest (mode='max')."""
+        values = self[metric]
+        index = int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
+        return self.records[index]
+
+    def reaches(self, metric: str, level: float) -> float:
+        """The first epoch at which `metric` is at least `level` (for example the epochs needed to fit the training
+        set: reaches('train_acc_running', 0.99)); NaN if it never does."""
+        hits = np.nonzero(self[metric] >= level)[0]
+        return float(self.records[hits[0]]["epoch"]) if len(hits) else math.nan
+
+    def frame(self):
+        """The history as a pandas DataFrame, one row an epoch."""
+        import pandas as pd
+
+        return pd.DataFrame(self.records).set_index("epoch")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> History:
+        return cls(records=list(value["records"]), meta=dict(value.get("meta", {})))
+
+
+class Callback:
+    """Hooks into fit(). Override what you need; on_epoch returning True stops training."""
+
+    def on_step(self, model: nn.Module) -> None:
+        """After every optimiser step (for example, re-apply a pruning mask)."""
+
+    def on_epoch(self, history: History, model: nn.Module) -> bool | None:
+        """After every epoch's evaluation; return True to stop."""
+
+    def on_end(self, history: History, model: nn.Module) -> None:
+        """Once, after the last epoch."""
+
+
+class EarlyStopping(Callback):
+    """Stop when `metric` has not improved for `patience` epochs; optionally restore the best weights.
+
+    The chosen epoch is recorded in history.meta['best_epoch'] and the stopping epoch in
+    history.meta['stopped_epoch'].
+    """
+
+    def __init__(self, metric: str = "valid_loss", patience: int = 10, mode: str = "min", restore_best: bool = True):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.metric, self.patience, self.mode, self.restore_best = metric, patience, mode, restore_best
+        self.best_value = math.inf if mode == "min" else -math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, Tensor] | None = None
+
+    def on_epoch(self, history: History, model: nn.Module) -> bool:
+        if isinstance(history, list):
+            raise TypeError("EarlyStopping stops one model; a stack trains every member for the same epochs: "
+                            "take each member's best epoch from its History (History.best).")
+        record = history.final
+        if self.metric not in record:
+            raise KeyError(f"EarlyStopping watches {self.metric!r}, which fit() does not record; "
+                           f"it records {', '.join(record)}. Hold out a validation split with data.hold_out().")
+        value = record[self.metric]
+        better = value < self.best_value if self.mode == "min" else value > self.best_value
+        if better:
+            self.best_value, self.best_epoch = value, int(record["epoch"])
+            if self.restore_best:
+                self.best_state = copy.deepcopy(model.state_dict())
+        return record["epoch"] - self.best_epoch >= self.patience
+
+    def on_end(self, history: History, model: nn.Module) -> None:
+        history.meta.update(best_epoch=self.best_epoch, stopped_epoch=int(history.final["epoch"]))
+        if self.restore_best and self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
+class Record(Callback):
+    """Measure more after every measured epoch: Record(noisy_acc=lambda model: ...) adds the number `noisy_acc` to
+    each such record (from epoch 1; record 0 has none). For a stack, `measure(model)` gives one number per member."""
+
+    def __init__(self, **metrics: Callable[[nn.Module], float]):
+        self.metrics = metrics
+
+    def on_epoch(self, history: History | list[History], model: nn.Module) -> None:
+        for name, measure in self.metrics.items():
+            if isinstance(history, list):
+                for member, value in zip(history, np.asarray(measure(model), dtype=float), strict=True):
+                    member.final[name] = float(value)
+            else:
+                history.final[name] = float(measure(model))
