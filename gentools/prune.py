@@ -227,7 +227,6 @@ def lottery(data: DataSet, widths: Sequence[int], *, seeds: Sequence[int], round
                 members.append(("re-initialised", seed, seed + reinit_offset, tickets[seed]))
                 shuffled = random_masks(dict(enumerate(tickets[seed])), seed=seed + round_)
                 members.append(("random mask", seed, seed, [shuffled[i] for i in range(len(sizes) - 1)]))
-        k = len(members)
         nets = StackedMLP(in_features, widths, classes, seeds=[init for _, _, init, _ in members]).to(dev)
         nets.set_masks([torch.stack([mask[layer] for *_, mask in members]) for layer in range(len(sizes) - 1)])
         histories = fit(nets, data, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,

@@ -67,6 +67,8 @@ def test_stacks_check_their_data_and_options_and_report_divergence(small_mnist1d
         gt.fit(model, small_mnist1d.hold_out(0.25), epochs=1, callbacks=[gt.EarlyStopping()])
     with pytest.raises(TypeError, match="needs a gt.models.StackedMLP"):
         gt.fit(gt.models.MLP(40, [4], 10), [small_mnist1d], epochs=1)
+    with pytest.raises(ValueError, match="one int or 2 of them"):
+        gt.fit(model, small_mnist1d, epochs=1, seed=[1, 2, 3])
     with pytest.raises(ValueError, match="measure names"):
         gt.fit(model, small_mnist1d, epochs=1, measure=["valid"])
     broken = small_mnist1d.replace(train=gt.data.TensorData(small_mnist1d.train.x * float("nan"), small_mnist1d.train.y))
