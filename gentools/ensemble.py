@@ -1,5 +1,6 @@
-"""Ensembles and stacks of networks: averaging members' predictions, and width sweeps trained as a few padded
-stacks (gt.models.StackedMLP with member_widths) instead of one training loop per width.
+"""Ensembles and stacks of networks: averaging members' predictions; one MLP per named data set and seed trained
+as one stack (fit_each); and width sweeps trained as a few padded stacks (gt.models.StackedMLP with member_widths)
+instead of one training loop per width.
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def fit_each(data: Mapping[str, DataSet], widths: Sequence[int], *, seeds: Seque
     options.setdefault("measure_every", None)
     histories = fit(nets, [data[name] for name, _ in members], epochs=epochs, **options)
     return [{"data": name, "seed": seed, **{key: value for key, value in history.final.items()
-                                            if key.endswith(("_loss", "_acc")) and not key.endswith("_running")},
+                                            if key.endswith(("_loss", "_acc"))},  # not the running ones
              "history": history} for (name, seed), history in zip(members, histories)]
 
 
