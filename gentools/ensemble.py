@@ -4,7 +4,7 @@ instead of one training loop per width.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ def width_groups(widths: Sequence[int], depth: int = 1, copies: int = 1, in_out:
     return groups
 
 
-def fit_widths(data: Mapping[str, DataSet], widths: Sequence[int], *, epochs: int, depth: int = 1,
+def fit_widths(data: Mapping[Hashable, DataSet], widths: Sequence[int], *, epochs: int, depth: int = 1,
                seeds: Sequence[int] = (0,), optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9,
                weight_decay: float = 0.0, batch_size: int = 100, loss: str = "cross_entropy",
                test_every: int | None = None, progress: bool | None = None) -> list[dict[str, object]]:
@@ -72,7 +72,7 @@ def fit_widths(data: Mapping[str, DataSet], widths: Sequence[int], *, epochs: in
     return rows
 
 
-def fit_each(data: Mapping[str, DataSet], widths: Sequence[int], *, seeds: Sequence[int] = (0,), epochs: int,
+def fit_each(data: Mapping[Hashable, DataSet], widths: Sequence[int], *, seeds: Sequence[int] = (0,), epochs: int,
              activation: str = "relu", **options) -> list[dict[str, object]]:
     """An MLP in -> widths -> out trained on each named data set (conditions, noise levels: same inputs' shape, same
     split sizes) from each seed, all at once as one stack; `options` go to gt.fit (measured only at the end unless
