@@ -10,18 +10,22 @@ CELL_TIMEOUT ?= 300
 # threads spin against it (chapter 1 went from 37 s to over 300 s); one thread costs about 10% and never stalls.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: book test lab dist assignments grade browser bench clean strip
+.PHONY: book test lab dist assignments grade browser bench clean strip lock verify
 
-$(BIN)/.installed: requirements.txt pyproject.toml
+# requirements.txt says what the course needs; constraints.txt pins the exact versions its numbers were verified with.
+$(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-book: $(BIN)/.installed  ## build the website, every chapter executed at GENTOOLS_SCALE=$(SCALE)
-	GENTOOLS_SCALE=$(SCALE) GENTOOLS_WORKERS=$${GENTOOLS_WORKERS:-$$(nproc)} $(BIN)/jupyter-book build . -W --keep-going
-	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+# A failing claim or cell does not stop the build: every page is written, the failure shows on its page and first on
+# the Claims page, and the last lines say what failed (book/_ext/summary.py); the exit status is then non-zero.
+book: $(BIN)/.installed  ## build the website, every chapter executed at GENTOOLS_SCALE=$(SCALE) (and GENTOOLS_SEED)
+	@rm -f _build/html/failures.json
+	@GENTOOLS_SCALE=$(SCALE) GENTOOLS_WORKERS=$${GENTOOLS_WORKERS:-$$(nproc)} $(BIN)/jupyter-book build . -W --keep-going; \
+		$(BIN)/python book/_ext/summary.py _build/html $$?
 
 # Every test run trains from scratch (a fresh cache); the book build of the tests then reuses the notebooks' sweeps.
 test: $(BIN)/.installed browser  ## unit tests, notebooks at the tiny scale, the book built at the tiny scale, the website in a browser
@@ -55,6 +59,21 @@ bench: $(BIN)/.installed  ## speed benchmarks and the chapters' code size; they 
 	$(BIN)/python bench/sweep_parallel.py
 	$(BIN)/python bench/coherence_speed.py
 	$(BIN)/python bench/double_descent_speed.py
+
+# The newest versions requirements.txt allows, in a fresh environment, written to constraints.txt. Then verify the
+# claims with them (make verify, and make book) before committing the new constraints.
+lock:
+	rm -rf _build/lock-venv
+	$(PYTHON) -m venv _build/lock-venv
+	_build/lock-venv/bin/pip install --quiet --upgrade pip
+	_build/lock-venv/bin/pip install --quiet -r requirements.txt
+	{ sed -n '1,2p' constraints.txt; _build/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e'; } > _build/constraints.new
+	mv _build/constraints.new constraints.txt
+	@echo "constraints.txt now pins the newest versions; run make verify and make book before committing it"
+
+# Every chapter at SCALE for seeds 0, 1 and 2 (GENTOOLS_SEED), and one table of claims x seeds with their margins.
+verify: $(BIN)/.installed  ## every claim at SCALE=$(SCALE) for three seeds: the claims x seeds table
+	$(BIN)/python bench/claims_across_seeds.py --scale $(SCALE)
 
 strip: $(BIN)/.installed  ## strip outputs from the notebooks before committing
 	$(BIN)/nbstripout notebooks/*.ipynb

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .data import TensorData
+from .device import generator
 from .losses import mean_loss
 
 Bounds = tuple[float, float] | None
@@ -56,7 +57,7 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, steps: int = 10, 
     step_size = 2.5 * eps / steps if step_size is None else step_size
     adversarial = x.detach()
     if random_start:
-        noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.device) * 2 - 1
+        noise = torch.rand(x.shape, generator=generator(seed)).to(x.device) * 2 - 1
         adversarial = _clip(x + eps * noise, bounds)
     for _ in range(steps):
         adversarial = adversarial + step_size * _input_gradient(model, adversarial, y, loss, n_classes).sign()
@@ -168,7 +169,7 @@ def shift_flip_rate(model: nn.Module, x: Tensor, steps: int = 1, *, dim: int = -
 def random_shifts(max_steps: int, seed: int = 0):
     """An augmentation for gt.fit: every example circularly shifted along its last dimension by its own random
     number of steps in [-max_steps, max_steps]."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed)
 
     def augment(x: Tensor) -> Tensor:
         length = x.shape[-1]

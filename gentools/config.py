@@ -61,6 +61,16 @@ def show_progress() -> bool:
     return scale() != "tiny"
 
 
+def seed_offset() -> int:
+    """GENTOOLS_SEED (default 0): which draw of the chapters' randomness a run uses. Every seed a chapter passes to
+    gentools (initialisation, batch order, validation and resampling splits, label noise) is shifted by it, so
+    `GENTOOLS_SEED=1 make book` repeats the whole course with other seeds; the reference data sets stay fixed."""
+    value = os.environ.get("GENTOOLS_SEED", "").strip() or "0"
+    if not value.isdigit():
+        raise ValueError(f"GENTOOLS_SEED={value!r} must be a whole number, 0 or more (0 is the book's own seeds).")
+    return int(value)
+
+
 def workers() -> int:
     """Worker processes a sweep runs its points on when no executor is given: GENTOOLS_WORKERS, default 1 (in the
     calling process). `make book` sets it to the number of cores."""

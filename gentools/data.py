@@ -18,7 +18,7 @@ from torch import Tensor
 
 from . import config, store
 from .device import device as default_device
-from .device import generator
+from .device import generator, run_seed
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def digits(test_fraction: float = 0.25, seed: int = 0, n_train: int | None = Non
     raw = load_digits()
     x = (raw.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8)
     x_train, x_test, y_train, y_test = train_test_split(
-        x, raw.target, test_size=test_fraction, random_state=seed, stratify=raw.target
+        x, raw.target, test_size=test_fraction, random_state=run_seed(seed) % 2**32, stratify=raw.target
     )
     as_data = lambda a, b: TensorData(torch.as_tensor(a), torch.as_tensor(b, dtype=torch.long))  # noqa: E731
     train = as_data(x_train[:n_train], y_train[:n_train])

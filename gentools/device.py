@@ -9,6 +9,8 @@ import random
 import numpy as np
 import torch
 
+from . import config
+
 
 def device() -> torch.device:
     """cuda > mps > cpu, unless GENTOOLS_DEVICE names one (for example `cpu` or `cuda:1`)."""
@@ -33,18 +35,30 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+# Seeds of different GENTOOLS_SEED draws lie this far apart, so that no chapter's seed (they stay below a few
+# thousand) of one draw is a seed of another.
+SEED_STRIDE = 1_000_003
+
+
+def run_seed(seed: int) -> int:
+    """The seed actually used for a chapter's `seed`: shifted by GENTOOLS_SEED (config.seed_offset), so one variable
+    redraws every random choice a chapter makes, and seed 0 of the default draw is seed 0."""
+    return operator.index(seed) + SEED_STRIDE * config.seed_offset()
+
+
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (all devices), so the same seed gives the same numbers. Any integer will do,
-    a NumPy one included."""
-    seed = operator.index(seed)
+    """Seed Python, NumPy and PyTorch (all devices), so the same seed gives the same numbers (shifted by
+    GENTOOLS_SEED, see run_seed). Any integer will do, a NumPy one included."""
+    seed = run_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
 def generator(seed: int) -> torch.Generator:
-    """A CPU generator for shuffling and sampling: the same on every device, so batch orders match."""
-    return torch.Generator().manual_seed(seed)
+    """A CPU generator for shuffling and sampling: the same on every device, so batch orders match (its seed shifted
+    by GENTOOLS_SEED, see run_seed)."""
+    return torch.Generator().manual_seed(run_seed(seed))
 
 
 def autocast(dev: torch.device) -> contextlib.AbstractContextManager:

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .device import generator
+
 
 def polynomial_features(x: Tensor, degree: int) -> Tensor:
     """Legendre polynomials P_0 ... P_degree of x in [-1, 1] (well conditioned, unlike raw powers).
@@ -83,7 +85,7 @@ def sgd_from_zero(features: Tensor, targets: Tensor, epochs: int, batch_size: in
     if lr >= 2 * n / largest:
         raise ValueError(f"lr={lr} diverges: SGD on these features needs lr < {2 * n / largest:.3g}")
     w = torch.zeros(x.shape[1], *y.shape[1:], dtype=torch.float64)
-    gen, distances = torch.Generator().manual_seed(seed), []
+    gen, distances = generator(seed), []
     for _ in range(epochs):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, batch_size):
@@ -108,7 +110,7 @@ def random_relu_features(x: Tensor, n_features: int, seed: int = 0) -> Tensor:
     """Random ReLU features relu(x W / sqrt(d)) with Gaussian W (a variant of Belkin et al.'s random Fourier features),
     in float64; the same seed gives the same W, so train and test features match."""
     x = x.reshape(len(x), -1).to(torch.float64)
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed)
     weights = torch.randn(x.shape[1], n_features, generator=gen, dtype=torch.float64).to(x.device)
     return torch.relu(x @ weights / np.sqrt(x.shape[1]))
 
@@ -118,7 +120,7 @@ def random_fourier_features(x: Tensor, n_features: int, bandwidth: float, seed: 
     approximate the Gaussian kernel exp(-|x - x'|^2 / (2 bandwidth^2)). In float64; the same seed gives the same
     features, so train and test match. Standardise x first: the bandwidth is in the units of x."""
     x = x.reshape(len(x), -1).to(torch.float64)
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed)
     directions = torch.randn(x.shape[1], n_features, generator=gen, dtype=torch.float64).to(x.device) / bandwidth
     phases = 2 * np.pi * torch.rand(n_features, generator=gen, dtype=torch.float64).to(x.device)
     return np.sqrt(2 / n_features) * torch.cos(x @ directions + phases)
@@ -160,7 +162,7 @@ def interpolating_relu_network(x: Tensor, y: Tensor, seed: int = 0) -> torch.nn.
     x = x.reshape(len(x), -1).to(torch.float64).cpu()
     y = y.reshape(len(y)).to(torch.float64).cpu()
     n, d = x.shape
-    a = torch.randn(d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    a = torch.randn(d, generator=generator(seed), dtype=torch.float64)
     z = x @ a
     order = torch.argsort(z)
     z_sorted = z[order]

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .device import run_seed
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "identity": nn.Identity}
 
 
@@ -206,7 +208,7 @@ class StackedMLP(nn.Module):
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(len(self.seeds), 1, b)) for b in sizes[1:])
         with torch.no_grad():
             for k, (seed, own) in enumerate(zip(self.seeds, self.member_widths)):
-                torch.manual_seed(seed)
+                torch.manual_seed(run_seed(seed))
                 linears = [layer for layer in MLP(in_features, own, out_features, activation) if isinstance(layer, nn.Linear)]
                 for weight, bias, layer in zip(self.weights, self.biases, linears):
                     fan_out, fan_in = layer.weight.shape

@@ -13,7 +13,7 @@ from torch import nn
 
 from . import attacks, models, prune
 from .data import DataSet
-from .device import seed_everything
+from .device import generator, seed_everything
 from .train import Record, evaluate, fit
 
 
@@ -89,7 +89,7 @@ def robustness(data: DataSet, *, seed: int, epochs: int, epsilons: Sequence[floa
 
 def few_label_subset(data: DataSet, per_class: int, seed: int) -> DataSet:
     """The data set with `per_class` training examples of each class, drawn at random."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed)
     labels = data.train.y.cpu()
     index = torch.cat([(labels == c).nonzero().flatten()[torch.randperm(int((labels == c).sum()), generator=gen)[:per_class]]
                        for c in range(data.n_classes)])

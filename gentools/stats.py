@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as _scipy
 
+from .device import run_seed
+
 
 def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for an accuracy of `correct` out of `n` independent test examples."""
@@ -22,7 +24,7 @@ def bootstrap_interval(values: np.ndarray, confidence: float = 0.95, n_resamples
                        statistic=np.mean) -> tuple[float, float]:
     """Percentile bootstrap interval of `statistic` over `values` (for example per-example correctness)."""
     values = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(run_seed(seed))
     resampled = statistic(values[rng.integers(0, len(values), size=(n_resamples, len(values)))], axis=1)
     tail = (1 - confidence) / 2
     return float(np.quantile(resampled, tail)), float(np.quantile(resampled, 1 - tail))

@@ -79,6 +79,7 @@ class _Runs:
     fixed: dict[str, Any]
     caller: int  # the caller's process id: runs in another process use `threads` PyTorch threads
     threads: int
+    seed_offset: int = 0  # the caller's GENTOOLS_SEED, which a worker elsewhere may not have in its environment
 
 
 def _run_point(runs: _Runs, point: dict[str, Any]) -> Any:
@@ -86,6 +87,7 @@ def _run_point(runs: _Runs, point: dict[str, Any]) -> Any:
     processes on few cores otherwise spin against each other)."""
     if os.getpid() != runs.caller:
         torch.set_num_threads(runs.threads)
+        os.environ["GENTOOLS_SEED"] = str(runs.seed_offset)
     seed_everything(int(point.get("seed", 0)))
     result = runs.fn(**runs.fixed, **point)
     if isinstance(result, Mapping):
@@ -164,7 +166,7 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
 
     `fn` returns a dict of numbers, lists, arrays or Histories, or a list of such dicts: several rows of the table
     (one per round, variant or seed measured inside the run), each with the point's columns. Each point is seeded
-    with its own `seed` entry (0 if none) before it runs; runs are saved as they finish. `executor` runs the points elsewhere: a
+    with its own `seed` entry (0 if none; shifted by GENTOOLS_SEED, which is part of the cache key) before it runs; runs are saved as they finish. `executor` runs the points elsewhere: a
     dask.distributed Client (or its get_executor()), a concurrent.futures executor, or anything with submit(); without
     one, the points run on GENTOOLS_WORKERS local processes if that is more than 1 (on the CPU), else here;
     worker processes use `worker_threads` PyTorch threads. If runs fail there, the others are kept and
@@ -182,7 +184,8 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
     folder = config.cache_dir() / "sweeps" / name
     code = _fingerprint(fn, fixed, name) if cache else None
     cache = cache and code is not None
-    common = {"name": name, "scale": config.scale(), "gentools": store.source_hash(), "function and fixed": code}
+    common = {"name": name, "scale": config.scale(), "seed draw": config.seed_offset(), "gentools": store.source_hash(),
+              "function and fixed": code}
     paths = [folder / f"{store.digest({**common, 'point': _encode(point)})}.json" for point in points]
 
     results: list[Any] = [_read_cached(path, point) if cache else None for path, point in zip(paths, points)]
@@ -190,7 +193,7 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
     if cache and missing:
         folder.mkdir(parents=True, exist_ok=True)
 
-    runs = _Runs(fn, fixed, os.getpid(), worker_threads)
+    runs = _Runs(fn, fixed, os.getpid(), worker_threads, config.seed_offset())
     local = _local_workers(runs, name) if executor is None and len(missing) > 1 else None
     executor = executor or local
 

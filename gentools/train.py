@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import config, gradients
 from .data import DataSet, TensorData
-from .device import autocast, generator
+from .device import autocast, generator, run_seed
 from .history import Callback, EarlyStopping, History, Record  # noqa: F401  (gt.train.History and friends)
 from .losses import mean_loss, per_example_loss
 from .models import StackedMLP
@@ -131,7 +131,7 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], *, epochs: int, opt
     loss_fn = mean_loss(loss, data.n_classes, label_smoothing)
     opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum)
     order = generator(seed)
-    torch.manual_seed(seed)  # dropout and any other randomness inside the model
+    torch.manual_seed(run_seed(seed))  # dropout and any other randomness inside the model
     step_hooks = [cb for cb in callbacks if type(cb).on_step is not Callback.on_step]
     history = History(meta=_meta(optimizer, lr, weight_decay, batch_size, loss, seed, label_smoothing=label_smoothing,
                                  penalty=penalty is not None, augment=augment is not None, adversary=adversary is not None,

@@ -1,7 +1,9 @@
-"""The book builds with every chapter executed at the tiny scale, and a chapter with an error or a failing claim
-fails the build."""
+"""The book builds with every chapter executed at the tiny scale; a chapter with an error or a failing claim fails the
+build, after the whole website is written, with a one-screen summary."""
 import os
 import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -28,9 +30,7 @@ def test_the_book_builds_with_every_chapter_executed(built_book):
     assert all(notebook.stem in statistics for notebook in (ROOT / "notebooks").glob("*.ipynb"))  # every chapter's run time
 
 
-@pytest.mark.parametrize("broken_code, error", [("import gentools as gt\ngt.claim(1 > 2, 'one exceeds two')", "ClaimFailed"),
-                                                ("1 / 0", "ZeroDivisionError")])
-def test_a_failing_chapter_fails_the_build(tmp_path, broken_code, error):
+def test_a_failing_claim_or_cell_leaves_a_whole_website_a_red_claims_page_and_a_one_screen_summary(tmp_path):
     if not JUPYTER_BOOK.exists():
         pytest.skip("jupyter-book is not installed next to the test's Python; run `make test`")
     source = tmp_path / "book"
@@ -38,16 +38,45 @@ def test_a_failing_chapter_fails_the_build(tmp_path, broken_code, error):
     shutil.copy(ROOT / "_config.yml", source)
     shutil.copy(ROOT / "book" / "references.bib", source / "book")
     shutil.copytree(ROOT / "book" / "_ext", source / "book" / "_ext")
-    (source / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: broken\n")
-    (source / "intro.md").write_text("# A book with one broken chapter\n")
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_markdown_cell("# Broken"),
-                      nbformat.v4.new_code_cell(broken_code)]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, source / "broken.ipynb")
+    (source / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: claiming\n  - file: crashing\n"
+                                     "  - file: fine\n  - file: claims\n")
+    (source / "intro.md").write_text("# A book with two broken chapters\n")
+    (source / "claims.md").write_text("# Claims\n\n```{claims-table}\n```\n")
+    chapters = {"claiming": ["import gentools as gt\ngt.claim(1 > 2, 'one exceeds two', margin=-1, one=1)",
+                             "gt.claim(2 > 1, 'two exceeds one', margin=1)"],
+                "crashing": ["1 / 0", "print('after the error')"],
+                "fine": ["import gentools as gt\ngt.claim(True, 'this one holds')"]}
+    for name, cells in chapters.items():
+        notebook = nbformat.v4.new_notebook()
+        notebook.cells = [nbformat.v4.new_markdown_cell(f"# Chapter {name}"), *map(nbformat.v4.new_code_cell, cells)]
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(notebook, source / f"{name}.ipynb")
     result = build_book(source, tmp_path / "out", dict(os.environ))
+    html = tmp_path / "out" / "_build" / "html"
     assert result.returncode != 0
-    assert error in result.stdout + result.stderr
+    for page in ("index", "claiming", "crashing", "fine", "claims"):  # the whole website is written
+        assert (html / f"{page}.html").exists(), page
+    assert "ZeroDivisionError" in (html / "crashing.html").read_text()  # the error shows on its page
+    assert "after the error" in (html / "crashing.html").read_text()  # and the cells after it ran
+    claims_page = (html / "claims.html").read_text()
+    assert "3 claims in 3 chapters, 2 held" in claims_page and "1 failed; 1 cell stopped" in claims_page
+    rows = claims_page[claims_page.index("<tbody>"):]
+    assert rows.index("ZeroDivisionError") < rows.index("one exceeds two") < rows.index("two exceeds one")  # failures first
+    assert '<tr class="gentools-claim-failed"><td><a href="claiming.html">' in rows  # in red (gentools.css)
+    summary = subprocess.run([sys.executable, str(ROOT / "book" / "_ext" / "summary.py"), str(html), str(result.returncode)],
+                             capture_output=True, text=True)
+    lines = summary.stdout.strip().splitlines()
+    assert summary.returncode != 0 and len(lines) == 3, summary.stdout
+    assert lines[0] == '1 claim failed: Chapter claiming: "one exceeds two"'
+    assert lines[1] == '1 cell failed: Chapter crashing: "ZeroDivisionError: division by zero"'
+    assert lines[2].startswith("The website is at file://") and lines[2].endswith("claims.html")
+
+
+def test_the_summary_of_a_build_that_passed_says_where_the_website_is(tmp_path):
+    (tmp_path / "failures.json").write_text('{"failures": [], "claims_page": "claims.html"}')
+    summary = subprocess.run([sys.executable, str(ROOT / "book" / "_ext" / "summary.py"), str(tmp_path), "0"],
+                             capture_output=True, text=True)
+    assert summary.returncode == 0 and summary.stdout.startswith("The book is at file://")
 
 
 def test_every_notebook_is_a_chapter_of_the_table_of_contents_and_of_both_chapter_tables():

@@ -1,6 +1,7 @@
 """Every exercise check accepts the right answer and rejects a stub and the mistake a student is most likely to
 make. The right answers here are written independently of the chapters' solution cells."""
 import copy
+import functools
 
 import numpy as np
 import pytest
@@ -67,8 +68,9 @@ def test_best_degree_by_noise():
     levels = [0.3, 0.6, 1.0, 2.0]
     errors = {level: [gt.biasvar.polynomial_study(d, n=20, noise=level, repeats=200, seed=1).decomposition
                       for d in range(16)] for level in levels}
-    gt.checks.best_degree_by_noise({level: int(np.argmin([e.measured for e in errors[level]])) for level in levels})
-    rejects(gt.checks.best_degree_by_noise,
+    check = functools.partial(gt.checks.best_degree_by_noise, n=20, repeats=200)
+    check({level: int(np.argmin([e.measured for e in errors[level]])) for level in levels})
+    rejects(check,
             {level: int(np.argmax([e.measured for e in errors[level]])) for level in levels},   # max for min
             {level: int(np.argmin([e.variance for e in errors[level]])) for level in levels},  # the variance alone
             {level: 3 for level in levels}, {0.3: 3})

@@ -11,8 +11,26 @@ def test_a_claim_that_holds_is_printed_with_its_evidence(capsys):
     assert gt.claim(2 > 1, "two exceeds one", two=2.0, one=np.float64(1)) is None  # nothing echoed after a cell
     assert "✔ two exceeds one  [two = 2, one = 1]" in capsys.readouterr().out
     recorded = gt.claims.RECORDED[-1]
-    assert recorded.held and recorded.record() == {"statement": "two exceeds one", "held": True,
-                                                   "numbers": "two = 2, one = 1", "scale": "tiny"}
+    assert recorded.held and recorded.record() == {"statement": "two exceeds one", "held": True, "margin": None,
+                                                   "numbers": "two = 2, one = 1", "scale": "tiny", "seed_draw": 0}
+
+
+def test_a_claim_carries_its_margin_which_cannot_contradict_its_condition(capsys, monkeypatch):
+    gt.claim(0.42 >= 0.3, "at least 30%", margin=0.42 - 0.3, share=0.42)
+    assert "(margin 0.12)" in capsys.readouterr().out
+    monkeypatch.setenv("GENTOOLS_SEED", "2")
+    assert gt.claims.RECORDED[-1].record()["margin"] == pytest.approx(0.12)
+    assert gt.claims.RECORDED[-1].record()["seed_draw"] == 2
+    with pytest.raises(ValueError, match="says it held, its condition says the opposite"):
+        gt.claim(False, "a contradiction", margin=0.1)
+
+
+def test_a_failed_claim_is_shown_before_it_raises_so_the_claims_page_lists_it(capsys):
+    with pytest.raises(ClaimFailed):
+        gt.claim(False, "one exceeds two", margin=-1.0)
+    assert "✘ FAILED: one exceeds two  (margin -1)" in capsys.readouterr().out
+    page = gt.claims.RECORDED[-1]._repr_html_()
+    assert 'class="gentools-claim gentools-claim-failed"' in page and "✘ failed:" in page
 
 
 def test_a_claim_in_html_carries_its_record_for_the_claims_page():

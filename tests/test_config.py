@@ -73,3 +73,31 @@ def test_setup_reports_scale_and_device(capsys):
     info = gt.setup(seed=1)
     assert info["scale"] == "tiny" and info["device"] == "cpu"
     assert "scale tiny" in capsys.readouterr().out
+
+
+def test_gentools_seed_shifts_every_seed_a_chapter_uses_and_keeps_the_reference_data(monkeypatch):
+    import gentools as gt
+
+    def draws():
+        data = gt.data.load("digits", test_fraction=0.25, seed=0)
+        gt.seed_everything(0)
+        return (torch.rand(3), torch.randperm(10, generator=gt.device.generator(0)), data.test.y[:20].clone(),
+                gt.data.corrupt_labels(data, 0.5, seed=1).train.y[:50].clone(), gt.models.MLP(4, [3], 2)[1].weight.detach().clone(),
+                gt.data.load("mnist1d", n_train=100, n_test=10).train.x[:2].clone())
+
+    default = draws()
+    assert all(torch.equal(a, b) for a, b in zip(default, draws()))  # repeatable
+    monkeypatch.setenv("GENTOOLS_SEED", "1")
+    shifted = draws()
+    assert all(not torch.equal(a, b) for a, b in zip(default[:5], shifted[:5]))  # init, order, splits, noise: new
+    assert torch.equal(default[5], shifted[5])  # the reference data set itself stays fixed
+    monkeypatch.setenv("GENTOOLS_SEED", "0")
+    assert all(torch.equal(a, b) for a, b in zip(default, draws()))  # seed draw 0 is the book's own seeds
+
+
+def test_gentools_seed_must_be_a_whole_number(monkeypatch):
+    from gentools import config
+
+    monkeypatch.setenv("GENTOOLS_SEED", "-1")
+    with pytest.raises(ValueError, match="GENTOOLS_SEED='-1' must be a whole number"):
+        config.seed_offset()

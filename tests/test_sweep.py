@@ -93,6 +93,22 @@ def test_each_run_is_seeded_and_histories_round_trip(sweep_cache, small_mnist1d)
     assert first[0].final["test_loss"] != first[1].final["test_loss"]
 
 
+def draw(seed):
+    return {"draw": float(torch.rand(1))}
+
+
+def test_another_gentools_seed_draw_is_another_run_seeded_with_the_shifted_seed(sweep_cache, monkeypatch):
+    first = gt.sweep(draw, grid=dict(seed=[0, 1]), name="draws")
+    monkeypatch.setenv("GENTOOLS_SEED", "1")
+    shifted = gt.sweep(draw, grid=dict(seed=[0, 1]), name="draws")
+    assert shifted.attrs["computed"] == 2  # not read from the other draw's cache
+    assert set(first["draw"]).isdisjoint(shifted["draw"])
+    gt.seed_everything(0)
+    assert shifted["draw"][0] == float(torch.rand(1))  # the run was seeded with the shifted seed
+    monkeypatch.setenv("GENTOOLS_SEED", "0")
+    assert gt.sweep(draw, grid=dict(seed=[0, 1]), name="draws").attrs["cached"] == 2
+
+
 def test_bad_names_and_results_are_reported(sweep_cache):
     with pytest.raises(ValueError, match="must be letters"):
         gt.sweep(square, grid=dict(x=[1], seed=[0]), name="../escape")
