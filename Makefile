@@ -43,8 +43,11 @@ dist: $(BIN)/.installed  ## a wheel of gentools in dist/, to install where the r
 assignments: $(BIN)/.installed  ## the student edition: every answer stubbed, every check kept, in _build/assignments
 	$(BIN)/python -m gentools.assignments student notebooks _build/assignments
 
-grade: $(BIN)/.installed  ## grade the student notebooks in SUBMISSIONS=folder: checks passed and points, per notebook
-	GENTOOLS_SCALE=$${GENTOOLS_SCALE:-tiny} $(BIN)/python -m gentools.assignments grade $(SUBMISSIONS)
+# The instructor's checks, never the student's: each submission's answers are put into the instructor's notebook
+# (gentools/grading.py). Results: _build/grades/grades.csv (students x checks) and a feedback page per student.
+grade: $(BIN)/.installed  ## grade SUBMISSIONS=folder with the checks of notebooks/: a CSV of points, feedback pages
+	GENTOOLS_SCALE=$${GENTOOLS_SCALE:-tiny} $(BIN)/python -m gentools.assignments grade $(SUBMISSIONS) \
+		--source $${SOURCE:-notebooks} --out $${OUT:-_build/grades} $${GRADE_OPTIONS:-}
 
 # Debian's Chromium for the website test, installed when missing and apt is ours to use; otherwise the test skips.
 browser:

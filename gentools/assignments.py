@@ -4,9 +4,9 @@ The chapters are the instructor edition. Each exercise has an answer cell, marke
 (the answer between `### BEGIN SOLUTION` and `### END SOLUTION`), and a check cell, marked as an autograded test
 worth points; its check (gentools.checks) never shows the answer. `student_edition` runs nbgrader's own
 preprocessors: ClearSolutions replaces every answer by `# YOUR CODE HERE` / `raise NotImplementedError()`, and
-ClearOutput empties the outputs. `grade` executes each submitted notebook in its own kernel, with a time limit a
-cell, and reports the checks passed and failed with their points; a notebook that errors or loops is reported and
-the next one graded. A drop-in nbgrader course works too: the metadata follows nbgrader's schema (version 3).
+ClearOutput empties the outputs. Grading (gentools.grading) runs the instructor's notebook with each student's
+answers put in, so the checks are always the instructor's. A drop-in nbgrader course works too: the metadata
+follows nbgrader's schema (version 3).
 
     python -m gentools.assignments student notebooks _build/assignments     # make assignments
     python -m gentools.assignments grade SUBMISSIONS_FOLDER                   # make grade SUBMISSIONS=...
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -58,70 +57,34 @@ def build_student_edition(source: Path, target: Path) -> list[Path]:
     return written
 
 
-@dataclass
-class Grade:
-    notebook: str
-    passed: list[str]
-    failed: list[str]
-    points: float
-    total: float
-    problem: str = ""
-
-    def __str__(self) -> str:
-        line = f"{self.notebook}: {self.points:g} / {self.total:g} points ({len(self.passed)} checks passed, {len(self.failed)} failed)"
-        return line + (f"; failed: {', '.join(self.failed)}" if self.failed else "") + (f"; {self.problem}" if self.problem else "")
-
-
-def grade(path: Path, cell_timeout: int = 600) -> Grade:
-    """Execute one submitted notebook in its own kernel and score its check cells."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    from .nbexec import reliable_replies
-
-    reliable_replies()
-    notebook = nbformat.read(path, as_version=4)
-    problem = ""
-    client = NotebookClient(notebook, timeout=cell_timeout, interrupt_on_timeout=True, allow_errors=True,
-                            kernel_name="python3", resources={"metadata": {"path": str(Path(path).parent)}})
-    try:
-        client.execute()
-    except (CellTimeoutError, DeadKernelError, RuntimeError) as error:  # a runaway or crashed kernel
-        problem = f"execution stopped: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    passed, failed, points, total = [], [], 0.0, 0.0
-    for index in check_cells(notebook):
-        cell, meta = notebook.cells[index], notebook.cells[index].metadata["nbgrader"]
-        total += meta.get("points", 0)
-        ran = cell.get("execution_count") is not None
-        errored = any(output.get("output_type") == "error" for output in cell.get("outputs", []))
-        if ran and not errored:
-            passed.append(meta["grade_id"])
-            points += meta.get("points", 0)
-        else:
-            failed.append(meta["grade_id"])
-    return Grade(Path(path).name, passed, failed, points, total, problem)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gentools.assignments", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     student = commands.add_parser("student", help="build the student edition")
     student.add_argument("source", type=Path)
     student.add_argument("target", type=Path)
-    grading = commands.add_parser("grade", help="grade a folder of submitted notebooks")
-    grading.add_argument("folder", type=Path)
-    grading.add_argument("--cell-timeout", type=int, default=600, help="seconds a cell may run (default 600)")
+    grading = commands.add_parser("grade", help="grade a folder of submitted notebooks with the instructor's checks")
+    grading.add_argument("folder", type=Path, help="notebooks (one a student), folders (one a student), or nbgrader's submitted/")
+    grading.add_argument("--source", type=Path, default=Path("notebooks"), help="the instructor notebooks (default notebooks/)")
+    grading.add_argument("--out", type=Path, default=Path("_build/grades"), help="grades.csv and feedback/ go here")
+    grading.add_argument("--cell-timeout", type=int, default=120, help="seconds a cell may run (default 120)")
+    grading.add_argument("--time-limit", type=int, default=3600, help="seconds for the whole run (default 3600)")
+    grading.add_argument("--workers", type=int, default=None, help="kernels at once (default: one a core)")
+    grading.add_argument("--cache", type=Path, default=None,
+                         help="the instructor's gentools cache; each submission reads a private copy of it")
     args = parser.parse_args(argv)
     if args.command == "student":
         for path in build_student_edition(args.source, args.target):
             print(f"wrote {path}")
         return 0
-    submissions = sorted(args.folder.glob("*.ipynb"))
-    if not submissions:
+    from .grading import grade_all, submissions
+
+    if not submissions(args.folder):
         print(f"no notebooks in {args.folder}", file=sys.stderr)
         return 1
-    for path in submissions:
-        print(grade(path, args.cell_timeout), flush=True)
+    results = grade_all(args.folder, args.source, args.out, args.cell_timeout, args.time_limit, args.workers, args.cache,
+                        progress=lambda line: print(line, flush=True))
+    print(f"{len(results)} submissions graded: {args.out / 'grades.csv'}; feedback for each in {args.out / 'feedback'}")
     return 0
 
 

@@ -81,6 +81,21 @@ def test_a_change_of_gentools_source_invalidates_the_cache(sweep_cache, monkeypa
     assert len(CALLS) == 2
 
 
+def test_the_grading_tools_are_outside_the_key_because_no_run_can_reach_them():
+    import ast
+
+    folder = Path(gt.__file__).parent
+    excluded = {name.removesuffix(".py") for name in store.NOT_IN_RUNS}
+    for module in folder.glob("*.py"):
+        if module.name in store.NOT_IN_RUNS:
+            continue
+        imported = {alias.name.split(".")[-1] for node in ast.walk(ast.parse(module.read_text()))
+                    if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+        imported |= {node.module.split(".")[-1] for node in ast.walk(ast.parse(module.read_text()))
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & excluded, module.name
+
+
 def test_each_run_is_seeded_and_histories_round_trip(sweep_cache, small_mnist1d):
     def train(seed):
         model = gt.models.MLP(40, [8], 10)
