@@ -72,9 +72,11 @@ def grade_ids(notebook) -> list[str]:
 def tampering(instructor, submission) -> list[str]:
     """Every locked cell of the instructor's notebook (checks, and any cell nbgrader locks) that the submission
     deleted, edited (source or nbgrader metadata) or moved: 'tampered: ch1-exercise-2-check (edited)'."""
-    theirs = {cell.metadata["nbgrader"]["grade_id"]: (position, cell) for position, cell in enumerate(submission.cells)
+    theirs = {cell.metadata["nbgrader"]["grade_id"]: cell for cell in submission.cells
               if cell.metadata.get("nbgrader", {}).get("grade_id")}
-    found, last = [], -1
+    ours = grade_ids(instructor)
+    their_order = [name for name in grade_ids(submission) if name in ours]
+    found = []
     for cell in instructor.cells:
         meta = cell.metadata.get("nbgrader", {})
         if not meta.get("grade_id") or meta.get("solution") or not (meta.get("locked") or meta.get("grade")):
@@ -83,12 +85,11 @@ def tampering(instructor, submission) -> list[str]:
         if name not in theirs:
             found.append(f"tampered: {name} (deleted or renamed)")
             continue
-        position, their_cell = theirs[name]
+        their_cell = theirs[name]
         if their_cell.source.strip() != cell.source.strip() or their_cell.metadata.get("nbgrader") != meta:
             found.append(f"tampered: {name} (edited)")
-        elif position < last:
-            found.append(f"tampered: {name} (moved)")
-        last = max(last, position)
+        elif set(their_order[:their_order.index(name)]) != set(ours[:ours.index(name)]) & set(their_order):
+            found.append(f"tampered: {name} (moved)")  # other graded cells before it than in the instructor's
     return found
 
 
@@ -162,6 +163,11 @@ def grade(submission_path: Path, instructor_path: Path, student: str, cell_timeo
             result.problems.append("crash: the kernel died")
         except RuntimeError as error:
             result.problems.append(f"crash: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
+    interrupted = [cell for cell in graded.cells for output in cell.get("outputs", [])
+                   if output.get("output_type") == "error" and output.get("ename") == "KeyboardInterrupt"]
+    if interrupted and not any(problem.startswith("timeout") for problem in result.problems):
+        result.problems.append(f"timeout: {len(interrupted)} {'cell' if len(interrupted) == 1 else 'cells'} "
+                               f"ran over {timeout} s and {'was' if len(interrupted) == 1 else 'were'} interrupted")
     for cell in graded.cells:
         meta = cell.metadata.get("nbgrader", {})
         if not meta.get("grade") or meta.get("solution"):

@@ -3,7 +3,6 @@ attack on the notebook file and the cheap attacks from inside the kernel earn no
 table and the feedback say what passed; and a real nbgrader course built from the same notebook agrees."""
 import csv
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,4 +180,4 @@ def test_a_real_nbgrader_course_gives_full_marks_zero_and_zero(tmp_path):
 def test_the_student_edition_of_the_toy_notebook_hides_the_answers():
     student = assignments.student_edition(toy_instructor())
     assert all("BEGIN SOLUTION" not in cell.source for cell in student.cells)
-    assert shutil.which is not None  # keep the import used by the nbgrader test in one place
+    assert [cell.source for cell in student.cells if cell.metadata.get("nbgrader", {}).get("grade")] == [CHECK_1, CHECK_2]
