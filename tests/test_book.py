@@ -22,6 +22,7 @@ def test_the_book_builds_with_every_chapter_executed(built_book):
         figures = sum("image/png" in output.get("data", {}) for cell in executed.cells for output in cell.get("outputs", []))
         assert figures >= 1 and chapter.count("<img") >= figures, notebook.name  # every figure made it onto the page
         assert 'href="../book/bibliography.html#' in chapter, notebook.name  # citations resolve to the bibliography
+        assert "### BEGIN SOLUTION" not in chapter, notebook.name  # the website hides nbgrader's markers
     assert "Scaling down deep learning with MNIST-1D" in (html / "book" / "bibliography.html").read_text()
     claims_page = (html / "book" / "claims.html").read_text()  # every chapter's claims, with their numbers
     assert all(f'href="../notebooks/{notebook.stem}.html"' in claims_page for notebook in (ROOT / "notebooks").glob("*.ipynb"))
@@ -45,7 +46,8 @@ def test_a_failing_claim_or_cell_leaves_a_whole_website_a_red_claims_page_and_a_
     chapters = {"claiming": ["import gentools as gt\ngt.claim(1 > 2, 'one exceeds two', margin=-1, one=1)",
                              "gt.claim(2 > 1, 'two exceeds one', margin=1)"],
                 "crashing": ["1 / 0", "print('after the error')"],
-                "fine": ["import gentools as gt\ngt.claim(True, 'this one holds')"]}
+                "fine": ["import gentools as gt\ngt.claim(True, 'this one holds')",
+                         "answer = 1\n### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION"]}
     for name, cells in chapters.items():
         notebook = nbformat.v4.new_notebook()
         notebook.cells = [nbformat.v4.new_markdown_cell(f"# Chapter {name}"), *map(nbformat.v4.new_code_cell, cells)]
@@ -58,6 +60,7 @@ def test_a_failing_claim_or_cell_leaves_a_whole_website_a_red_claims_page_and_a_
         assert (html / f"{page}.html").exists(), page
     assert "ZeroDivisionError" in (html / "crashing.html").read_text()  # the error shows on its page
     assert "after the error" in (html / "crashing.html").read_text()  # and the cells after it ran
+    assert "SOLUTION" not in (html / "fine.html").read_text() and "42" in (html / "fine.html").read_text()  # no markers
     claims_page = (html / "claims.html").read_text()
     assert "3 claims in 3 chapters, 2 held" in claims_page and "1 failed; 1 cell stopped" in claims_page
     rows = claims_page[claims_page.index("<tbody>"):]
