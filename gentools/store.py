@@ -54,14 +54,15 @@ def digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-# Modules no run can reach: grading and notebook execution, which act on notebooks, never inside a sweep's run.
-NOT_IN_RUNS = frozenset({"assignments.py", "grading.py", "nbexec.py"})
+# Modules no run can reach: the chapters' claims and the exercises' checks (called by notebooks, never by a sweep's
+# run), grading and notebook execution. Editing them recomputes nothing.
+NOT_IN_RUNS = frozenset({"assignments.py", "checks.py", "claims.py", "grading.py", "nbexec.py"})
 
 
 @functools.lru_cache(maxsize=1)
 def source_hash() -> str:
     """Hash of the code of every gentools module a run can reach: a change of code invalidates every cached result,
-    while a change of a comment or a docstring (which cannot change a result), or of the grading tools, does not."""
+    while a change of a comment or a docstring (which cannot change a result), or of a module in NOT_IN_RUNS, does not."""
     sha = hashlib.sha256()
     for file in sorted(path for path in Path(__file__).parent.glob("*.py") if path.name not in NOT_IN_RUNS):
         sha.update(file.name.encode())
