@@ -1,6 +1,7 @@
 """The book builds with every chapter executed at the tiny scale; a chapter with an error or a failing claim fails the
 build, after the whole website is written, with a one-screen summary."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,3 +94,20 @@ def test_every_notebook_is_a_chapter_of_the_table_of_contents_and_of_both_chapte
     for number, chapter in enumerate(chapters, 1):
         assert f"| {number} | [" in intro and f"../{chapter}.ipynb" in intro, chapter
         assert f"\n| {number} | " in readme, chapter
+
+
+# "section 3.6", "Chapter 1.2", "sections 4.1", "§ 5.3": a number typed by hand, which drifts when sections move
+HAND_TYPED_SECTION_NUMBER = re.compile(r"\b(?:sections?|chapters?)\s+\d+\.\d+|§\s*\d+\.\d+", re.IGNORECASE)
+
+
+def test_no_markdown_cell_refers_to_a_section_by_a_hand_typed_number():
+    """The build numbers the sections (_toc.yml, numbered: true); a chapter refers to one of them by a MyST label,
+    `(label-name)=` on the line above its heading and {ref}`label-name` (or {ref}`text <label-name>`) where it is
+    cited, so that no number can go stale."""
+    found = []
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for index, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
+            if cell.cell_type == "markdown":
+                found += [f"{notebook.name}, cell {index}: {match.group(0)!r}"
+                          for match in HAND_TYPED_SECTION_NUMBER.finditer(cell.source)]
+    assert not found, "use a label and {ref} instead of a typed section number:\n" + "\n".join(found)

@@ -24,11 +24,15 @@ def rejects(check, *answers):
             check(answer)
 
 
-def test_prediction_and_estimate():
-    gt.checks.prediction("lowers", "lowers", ("raises", "lowers"))
-    rejects(lambda a: gt.checks.prediction(a, "lowers", ("raises", "lowers")), "raises", "maybe", None)
-    gt.checks.estimate(0.33, 0.3, within=0.1)
-    rejects(lambda a: gt.checks.estimate(a, 0.3, within=0.1), 0.5, float("nan"), "0.3")
+def test_a_prediction_is_graded_on_being_made_any_valid_choice_passes():
+    for valid in ("raises", "lowers"):  # an honest wrong guess passes too: the run reveals the outcome afterwards
+        gt.checks.prediction(valid, ("raises", "lowers"))
+    rejects(lambda a: gt.checks.prediction(a, ("raises", "lowers")), "maybe", None, "Raises", ["raises"])
+    gt.checks.prediction(False, (True, False))
+    rejects(lambda a: gt.checks.prediction(a, (True, False)), 0, "False", None)  # 0 == False, but not a choice
+    for valid in (0, 0.3, 1):
+        gt.checks.estimate(valid, 0, 1)
+    rejects(lambda a: gt.checks.estimate(a, 0, 1), 1.5, -0.1, float("nan"), "0.3", None, True)
 
 
 def test_tree_gap():
