@@ -411,8 +411,8 @@ def linear_ntk(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None
     answer = _call(fn, x, z)
     _require(isinstance(answer, torch.Tensor) and answer.shape == (6, 3), "return an (n, m) matrix: one row per row of x")
     _require(torch.allclose(answer.double(), (x @ z.T).double(), atol=1e-5),
-             "each output's gradient holds the input in its own row: the inner product of two such gradients is x . z, "
-             "the same for every output, so their average is too")
+             "write down the gradient of one output with respect to the weight matrix, take the inner product of that "
+             "gradient at a row of x with the same gradient at a row of z, then average over the outputs")
 
 
 @_exercise
