@@ -166,9 +166,9 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
 
     `fn` returns a dict of numbers, lists, arrays or Histories, or a list of such dicts: several rows of the table
     (one per round, variant or seed measured inside the run), each with the point's columns. Each point is seeded
-    with its own `seed` entry (0 if none; shifted by GENTOOLS_SEED, which is part of the cache key) before it runs; runs are saved as they finish. `executor` runs the points elsewhere: a
-    dask.distributed Client (or its get_executor()), a concurrent.futures executor, or anything with submit(); without
-    one, the points run on GENTOOLS_WORKERS local processes if that is more than 1 (on the CPU), else here;
+    with its own `seed` entry (0 if none; shifted by GENTOOLS_SEED, which is part of the cache key) before it runs;
+    runs are saved as they finish. `executor` runs the points elsewhere: a dask.distributed Client (or its
+    get_executor()), a concurrent.futures executor, or anything with submit(); without one, the points run on GENTOOLS_WORKERS local processes if that is more than 1 (on the CPU), else here;
     worker processes use `worker_threads` PyTorch threads. If runs fail there, the others are kept and
     SweepIncomplete says which failed; a rerun computes only those. The table (a pandas DataFrame) has one row a
     run, or a run's row: the grid's columns, then the results; table.attrs['computed'] and ['cached'] count the runs
