@@ -73,14 +73,24 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def claim(condition: Any, statement: str, *, margin: float | None = None, **evidence: Any) -> None:
+def claim(condition: Any, statement: str, *, margin: float | None = None, scales: tuple[str, ...] | None = None,
+          **evidence: Any) -> None:
     """Record a finding and show it with its numbers; show it as failed and raise ClaimFailed with the evidence if
     `condition` is false.
 
     `margin`: how far the measured value lies from the claim's threshold, in the claim's own units (for "a >= 0.2",
     a - 0.2; for a claim with several conditions, the smallest of their margins in comparable units). It must be
-    positive exactly when the claim holds, so it cannot contradict the condition. Returns nothing, so a claim at the
-    end of a cell shows its sentence once (RECORDED keeps every claim)."""
+    positive exactly when the claim holds, so it cannot contradict the condition. `scales`: the scales whose runs
+    have the data the claim needs (a tiny run's few examples and seeds cannot settle some findings); at any other
+    scale the sentence is shown with its numbers as not checked, and is not a claim of that run. Returns nothing, so
+    a claim at the end of a cell shows its sentence once (RECORDED keeps every claim)."""
+    from .config import scale
+
+    if scales is not None and scale() not in scales:
+        numbers = Claim(statement, True, evidence, margin)
+        print(f"not checked at the {scale()} scale (a claim of the {' and '.join(scales)} scale): {statement}"
+              + (f"  [{numbers.numbers()}]" if evidence else ""))
+        return
     held = bool(condition)
     if margin is not None:
         margin = float(margin)

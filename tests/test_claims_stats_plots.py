@@ -108,3 +108,12 @@ def test_welch_verdicts():
     assert gt.stats.welch_p([0.7, 0.7], [0.6, 0.6]) == 0.0 and gt.stats.welch_p([0.6, 0.6], [0.6, 0.6]) == 1.0
     assert gt.stats.welch_p([0.70, 0.72, 0.69], base, alternative="greater") < 0.01
     assert gt.stats.welch_p([0.70, 0.72, 0.69], base, alternative="less") > 0.99
+
+
+def test_a_claim_of_the_book_scale_is_shown_but_not_checked_at_the_tiny_scale(capsys):
+    recorded = len(gt.claims.RECORDED)
+    gt.claim(False, "needs the book's data", margin=-0.1, scales=("book", "paper"), measured=0.4)
+    assert "not checked at the tiny scale (a claim of the book and paper scale): needs the book's data" in capsys.readouterr().out
+    assert len(gt.claims.RECORDED) == recorded  # not a claim of this run
+    with pytest.raises(ClaimFailed):
+        gt.claim(False, "checked here", scales=("tiny",))
