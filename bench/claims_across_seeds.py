@@ -53,32 +53,34 @@ def claims_and_errors(executed: Path) -> tuple[list[dict], list[str]]:
 
     nb = nbformat.read(executed, as_version=4)
     claims, errors = [], []
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
+        found = [json.loads(html.unescape(match)) for output in cell.get("outputs", [])
+                 for match in CLAIM.findall("".join(output.get("data", {}).get("text/html", "")))]
+        claims += [{**record, "key": (index, order)} for order, record in enumerate(found)]
         for output in cell.get("outputs", []):
-            text = output.get("data", {}).get("text/html", "")
-            claims += [json.loads(html.unescape(match)) for match in CLAIM.findall("".join(text))]
             if output.get("output_type") == "error" and output.get("ename") != "ClaimFailed":
                 errors.append(f"{output['ename']}: {output['evalue'][:200]}")
     return claims, errors
 
 
 def table(results: dict[int, dict[str, tuple[list[dict], list[str]]]], chapters: list[str]) -> tuple[str, list, bool]:
-    """The claims x seeds table (a claim is the n-th claim of its chapter, named by its statement in the first
-    seed), the rows sorted by nothing but the chapters' order; and whether everything held."""
+    """The claims x seeds table (a claim is the n-th claim of its cell, so that a failed claim, which stops its
+    cell, shifts no other row; named by its statement in the first seed that made it); and whether everything
+    held."""
     seeds = sorted(results)
     lines = [f"{'chapter':8} {'#':>3}  {'claim':70}" + "".join(f"  {'seed ' + str(s):>14}" for s in seeds)]
     margins, everything_held = [], True
     for chapter in chapters:
-        longest = max(len(results[s][chapter][0]) for s in seeds)
-        for number in range(longest):
+        keys = sorted({record["key"] for s in seeds for record in results[s][chapter][0]})
+        for number, key in enumerate(keys):
             cells, statement = [], None
             for s in seeds:
-                claims = results[s][chapter][0]
-                if number >= len(claims):
+                claims = {record["key"]: record for record in results[s][chapter][0]}
+                if key not in claims:
                     cells.append("did not run")
                     everything_held = False
                     continue
-                record = claims[number]
+                record = claims[key]
                 statement = statement or record["statement"]
                 margin = record.get("margin")
                 everything_held &= record["held"]

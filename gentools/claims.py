@@ -80,7 +80,8 @@ def claim(condition: Any, statement: str, *, margin: float | None = None, scales
 
     `margin`: how far the measured value lies from the claim's threshold, in the claim's own units (for "a >= 0.2",
     a - 0.2; for a claim with several conditions, the smallest of their margins in comparable units). It must be
-    positive exactly when the claim holds, so it cannot contradict the condition. `scales`: the scales whose runs
+    positive when the claim holds and negative when it fails (0: on the threshold, either way), so it cannot
+    contradict the condition. `scales`: the scales whose runs
     have the data the claim needs (a tiny run's few examples and seeds cannot settle some findings); at any other
     scale the sentence is shown with its numbers as not checked, and is not a claim of that run. Returns nothing, so
     a claim at the end of a cell shows its sentence once (RECORDED keeps every claim)."""
@@ -94,7 +95,7 @@ def claim(condition: Any, statement: str, *, margin: float | None = None, scales
     held = bool(condition)
     if margin is not None:
         margin = float(margin)
-        if math.isfinite(margin) and (margin > 0) != held and margin != 0:
+        if not math.isnan(margin) and (margin > 0) != held and margin != 0:
             raise ValueError(f"the margin {margin:.4g} of the claim {statement!r} says it "
                              f"{'held' if margin > 0 else 'failed'}, its condition says the opposite")
     result = Claim(statement, held, evidence, margin)

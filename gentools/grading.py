@@ -4,10 +4,10 @@ What a student hands in is trusted for one thing only: the source of each answer
 found by its grade_id). Everything else comes from the instructor's notebook: the graded notebook is the
 instructor's, cell for cell, with the student's answers put in (a missing answer is the stub). A change to any
 locked cell (a check edited, deleted, renamed, reordered, or its points changed) is reported as tampering and has
-no effect. Answer code runs in the same kernel as the checks, so before every check the grader imports
-`gentools.checks` afresh from disk and rebinds `gt` to the real package, and a check counts only if the cell ran
-to its last line, which prints a token drawn for this grading run (no submission can know it): printing
-"✔ correct", hiding tracebacks or leaving the kernel early earns nothing. Each submission runs in its own kernel,
+no effect. Answer code runs in the same kernel as the checks, so every check first imports all of gentools afresh
+from disk and rebinds `gt` to it, and a check counts only if the cell ran
+to its last line, which prints a token drawn for this grading run, and the kernel itself reported it finished
+without an error: printing "✔ correct" or the token, hiding tracebacks or leaving the kernel early earns nothing. Each submission runs in its own kernel,
 with its own copy of the instructor's cache (so student code cannot change results another submission reads),
 a time limit a cell and for the whole run, on several kernels at once. The results: one CSV table (students x
 exercises), and a feedback page for each student listing each check, passed or failed, with its hint.
@@ -29,12 +29,16 @@ import nbformat
 
 from .assignments import STUB, answer_cells, check_cells
 
-# Run before every check: the checks module read again from disk and `gt` the real package, whatever the answers
-# did to the kernel's copies (a monkeypatched check, a fake `gt`).
-FRESH_CHECKS = """import importlib as _grader_importlib, sys as _grader_sys
-_grader_sys.modules.pop("gentools.checks", None)
+# The first lines of every check: gentools, all of it, imported again from disk and bound to `gt`, whatever the
+# answers did to the kernel's copies (a monkeypatched check or helper, a fake `gt` or `sys.modules` entry). In the
+# check's own cell, so that if the answers broke the import, the check fails.
+FRESH_GENTOOLS = """import sys as _grader_sys
+for _grader_name in [name for name in _grader_sys.modules if name == "gentools" or name.startswith("gentools.")]:
+    del _grader_sys.modules[_grader_name]
 import gentools as gt
-gt.checks = _grader_importlib.import_module("gentools.checks")"""
+"""
+# What the instructor's metadata and the submission's must agree on; nbgrader adds a checksum and a cell type.
+COMPARED = ("grade_id", "grade", "solution", "locked", "points")
 
 
 @dataclass
@@ -86,7 +90,9 @@ def tampering(instructor, submission) -> list[str]:
             found.append(f"tampered: {name} (deleted or renamed)")
             continue
         their_cell = theirs[name]
-        if their_cell.source.strip() != cell.source.strip() or their_cell.metadata.get("nbgrader") != meta:
+        theirs_meta = their_cell.metadata.get("nbgrader", {})
+        if (their_cell.source.strip() != cell.source.strip()
+                or any(theirs_meta.get(key) != meta.get(key) for key in COMPARED)):
             found.append(f"tampered: {name} (edited)")
         elif set(their_order[:their_order.index(name)]) != set(ours[:ours.index(name)]) & set(their_order):
             found.append(f"tampered: {name} (moved)")  # other graded cells before it than in the instructor's
@@ -109,8 +115,7 @@ def assemble(instructor, submission, token: str):
         if meta.get("solution"):
             cell.source = answers.get(meta["grade_id"], STUB)
         elif meta.get("grade"):
-            graded.cells.append(nbformat.v4.new_code_cell(FRESH_CHECKS, metadata={"grader": "fresh-checks"}))
-            cell.source = f"{cell.source}\nprint({token!r})"
+            cell.source = f"{FRESH_GENTOOLS}{cell.source}\nprint({token!r})"
         if cell.cell_type == "markdown" and "outputs" in cell:
             del cell["outputs"]
         graded.cells.append(cell)
@@ -128,7 +133,8 @@ def _failure(cell) -> str:
 def grade(submission_path: Path, instructor_path: Path, student: str, cell_timeout: int = 120,
           cache: Path | None = None, deadline: float | None = None) -> tuple[Result, object]:
     """Grade one submission against its instructor notebook in a kernel of its own; returns the result and the
-    executed notebook (for feedback)."""
+    executed notebook (for feedback). A check passes when the kernel reports its cell finished without an error
+    and the cell printed the token (its last line)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -153,8 +159,14 @@ def grade(submission_path: Path, instructor_path: Path, student: str, cell_timeo
             shutil.copytree(cache, private_cache)
         env = {**os.environ, "GENTOOLS_CACHE": str(private_cache), "GENTOOLS_PROGRESS": "0", "GENTOOLS_WORKERS": "1",
                "OMP_NUM_THREADS": "1", "GENTOOLS_SCALE": os.environ.get("GENTOOLS_SCALE", "tiny")}
+        status: dict[int, str] = {}  # each cell's execute_reply status, straight from the kernel
+
+        def executed(cell, cell_index, execute_reply):
+            status[cell_index] = (execute_reply or {}).get("content", {}).get("status", "error")
+
         client = NotebookClient(graded, timeout=timeout, interrupt_on_timeout=True, allow_errors=True,
-                                kernel_name="python3", resources={"metadata": {"path": str(Path(instructor_path).parent)}})
+                                kernel_name="python3", on_cell_executed=executed,
+                                resources={"metadata": {"path": str(Path(instructor_path).parent)}})
         try:
             client.execute(env=env)
         except CellTimeoutError:
@@ -168,14 +180,14 @@ def grade(submission_path: Path, instructor_path: Path, student: str, cell_timeo
     if interrupted and not any(problem.startswith("timeout") for problem in result.problems):
         result.problems.append(f"timeout: {len(interrupted)} {'cell' if len(interrupted) == 1 else 'cells'} "
                                f"ran over {timeout} s and {'was' if len(interrupted) == 1 else 'were'} interrupted")
-    for cell in graded.cells:
+    for index, cell in enumerate(graded.cells):
         meta = cell.metadata.get("nbgrader", {})
         if not meta.get("grade") or meta.get("solution"):
             continue
         name, points = meta["grade_id"], float(meta.get("points", 0))
         printed = "".join(output.get("text", "") for output in cell.get("outputs", []) if output.get("output_type") == "stream")
         errored = any(output.get("output_type") == "error" for output in cell.get("outputs", []))
-        passed = token in printed and not errored
+        passed = token in printed and not errored and status.get(index) == "ok"
         result.possible[name] = points
         result.points[name] = points if passed else 0.0
         if not passed:
@@ -183,7 +195,6 @@ def grade(submission_path: Path, instructor_path: Path, student: str, cell_timeo
         for output in cell.get("outputs", []):  # the token stays secret: feedback shows the check's own output
             if output.get("output_type") == "stream":
                 output["text"] = output["text"].replace(token + "\n", "").replace(token, "")
-    graded.cells = [cell for cell in graded.cells if cell.metadata.get("grader") != "fresh-checks"]
     result.seconds = time.monotonic() - start
     return result, graded
 

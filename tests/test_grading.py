@@ -77,6 +77,20 @@ SUBMISSIONS = {
     "hidden_tracebacks": submission({"toy-1-answer": "get_ipython().showtraceback = lambda *a, **k: print('✔ correct')\n"
                                                      "def k_fold_indices(n, k, seed=0):\n    return []"}),
     "system_exit": submission({"toy-1-answer": "def k_fold_indices(n, k, seed=0):\n    raise SystemExit(0)"}),
+    # hides every traceback and prints the token it reads from the source of the cell being run
+    "token_from_the_cell": submission({"toy-1-answer": "import re\nip = get_ipython()\n"
+                                                       "ip.showtraceback = lambda *a, **k: print(*re.findall(r'gentools-grader-[0-9a-f]{32}', ip.user_ns['In'][-1]))\n"
+                                                       "def k_fold_indices(n, k, seed=0):\n    return []"}),
+    # breaks the import system, then patches the check the broken import would have replaced
+    "broken_import": submission({"toy-1-answer": "import sys\ngt.checks.k_fold_indices = lambda fn: None\n"
+                                                 "sys.modules['importlib'] = None\n"
+                                                 "def k_fold_indices(n, k, seed=0):\n    return []"}),
+    # a fake package in sys.modules and a patched helper the real check relies on
+    "fake_module": submission({"toy-2-answer": "import sys, types\nimport gentools.biasvar\n"
+                                               "gentools.biasvar.polynomial_study = None\n"
+                                               "sys.modules['gentools'] = types.SimpleNamespace(checks=types.SimpleNamespace("
+                                               "variance_term=lambda fn: None))\n"
+                                               "def variance(predictions):\n    return 0.0"}),
     "loops": submission({"toy-1-answer": "while True:\n    pass", "toy-2-answer": ANSWER_2}),
 }
 
@@ -90,14 +104,21 @@ def graded(tmp_path_factory):
     for student, notebook in SUBMISSIONS.items():
         (root / "submitted" / student / "toy").mkdir(parents=True)
         nbformat.write(notebook, root / "submitted" / student / "toy" / "toy.ipynb")
+    released = submission(RIGHT)  # nbgrader's generate_assignment adds a checksum and the cell type to the metadata
+    for cell in released.cells:
+        if "nbgrader" in cell.metadata:
+            cell.metadata["nbgrader"].update(checksum="0123456789abcdef", cell_type="code")
+    (root / "submitted" / "released_by_nbgrader" / "toy").mkdir(parents=True)
+    nbformat.write(released, root / "submitted" / "released_by_nbgrader" / "toy" / "toy.ipynb")
     results = grading.grade_all(root, source, root / "out", cell_timeout=20, workers=2, progress=lambda line: None)
     return {result.student: result for result in results}, root / "out"
 
 
 def test_only_the_right_answers_earn_points(graded):
     results, _ = graded
-    assert set(results) == set(SUBMISSIONS)
+    assert set(results) == set(SUBMISSIONS) | {"released_by_nbgrader"}
     assert results["right"].points == {"toy-1-check": 1, "toy-2-check": 2} and not results["right"].problems
+    assert results["released_by_nbgrader"].total == 3 and not results["released_by_nbgrader"].problems
     for student in SUBMISSIONS.keys() - {"right", "loops"}:
         assert results[student].total == 0, (student, results[student])
     assert results["loops"].points == {"toy-1-check": 0, "toy-2-check": 2}  # the loop costs its exercise only
@@ -114,14 +135,14 @@ def test_tampering_with_the_checks_is_reported_and_changes_nothing(graded):
     assert results["points_raised"].problems == ["tampered: toy-1-check (edited)", "tampered: toy-2-check (edited)"]
     assert results["points_raised"].maximum == 3  # the instructor's points
     assert "tampered: toy-2-check (moved)" in results["checks_moved_before_answers"].problems
-    for student in ("right", "stub", "monkeypatched_check", "loops"):
+    for student in ("right", "stub", "monkeypatched_check", "loops", "released_by_nbgrader"):
         assert not any(problem.startswith("tampered") for problem in results[student].problems), student
 
 
 def test_the_table_and_the_feedback_say_what_passed_with_the_hints(graded):
     results, out = graded
     rows = {row["student"]: row for row in csv.DictReader(open(out / "grades.csv"))}
-    assert set(rows) == set(SUBMISSIONS)
+    assert set(rows) == set(SUBMISSIONS) | {"released_by_nbgrader"}
     assert rows["right"]["toy-1-check"] == "1.0" and rows["right"]["total"] == "3" and rows["right"]["maximum"] == "3"
     assert rows["stub"]["total"] == "0" and "tampered: toy-1-check" in rows["checks_deleted"]["problems"]
     page = (out / "feedback" / "stub-toy.html").read_text()

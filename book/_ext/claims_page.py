@@ -92,7 +92,8 @@ def _table(app, fromdocname: str) -> str:
                f'{"" if draws in ([], [0]) else " with GENTOOLS_SEED=" + ", ".join(map(str, draws))}.')
     if failed or error_count:
         summary += (f' <span class="gentools-claims-failed-count">{len(failed)} failed; {error_count} '
-                    f'{"cell" if error_count == 1 else "cells"} stopped with an error (listed first).</span>')
+                    f'{"cell" if error_count == 1 else "cells"} stopped with an error (listed first). A failed claim or '
+                    f'an error stops its cell: claims after it in that cell did not run and are not counted.</span>')
     parts = [f'<p class="gentools-claims-summary">{summary}</p>',
              '<table class="table gentools-claims"><thead><tr><th>chapter</th><th>#</th><th>claim</th>'
              '<th>the numbers behind it</th><th>margin</th><th>held</th></tr></thead><tbody>']
