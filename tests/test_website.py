@@ -119,10 +119,11 @@ def test_page_renders_offline(site, browser, page_path):
         rendered = page.eval_on_selector_all("main .cell_output img", "images => images.filter(i => i.naturalWidth > 0).length")
         assert rendered >= 1, f"{page_path}: no figure rendered"
         assert "✔" in text, f"{page_path}: no checked claim on the page"
-        answer = page.get_by_text("### BEGIN SOLUTION").first  # each exercise's answer: hidden until asked for
+        answer = page.locator(".tag_hide-cell .cell_input").first  # each exercise's answer: hidden until asked for
         assert answer.count() == 1 and not answer.is_visible(), f"{page_path}: an exercise's answer is in plain view"
-        page.locator("details:has-text('BEGIN SOLUTION') > summary").first.click()
+        page.locator(".tag_hide-cell details > summary").first.click()
         assert answer.is_visible(), f"{page_path}: one click does not reveal the answer"
+        assert "SOLUTION" not in answer.inner_text(), f"{page_path}: nbgrader's markers are shown"
 
     missing = sorted(link for link in internal_links(page, base)
                      if not (html / urlparse(link).path.lstrip("/")).is_file()
