@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from .assignments import STUB, answer_cells, check_cells
+from .assignments import STUB
 
 # The first lines of every check: gentools, all of it, imported again from disk and bound to `gt`, whatever the
 # answers did to the kernel's copies (a monkeypatched check or helper, a fake `gt` or `sys.modules` entry). In the
@@ -108,16 +108,13 @@ def assemble(instructor, submission, token: str):
     graded.cells = []
     for index, cell in enumerate(instructor.cells):
         cell = nbformat.from_dict(cell)
-        cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs")
         if cell.cell_type == "code":
-            cell.execution_count = None
+            cell.outputs, cell.execution_count = [], None
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution"):
             cell.source = answers.get(meta["grade_id"], STUB)
         elif meta.get("grade"):
             cell.source = f"{FRESH_GENTOOLS}{cell.source}\nprint({token!r})"
-        if cell.cell_type == "markdown" and "outputs" in cell:
-            del cell["outputs"]
         graded.cells.append(cell)
     return graded
 
@@ -229,7 +226,7 @@ def instructor_for(submission: Path, instructors: list[Path]) -> Path | None:
     return best[1] if best[0] else (instructors[0] if len(instructors) == 1 else None)
 
 
-def feedback_page(result: Result, graded) -> str:
+def feedback_page(result: Result) -> str:
     """An HTML page for one student: each check, passed or failed with its hint, then the problems."""
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{result.points[name]:g} / {result.possible[name]:g}</td>"
@@ -266,9 +263,9 @@ def grade_all(folder: Path, source: Path, out: Path, cell_timeout: int = 120, ti
                                for c in empty.cells if c.metadata.get("nbgrader", {}).get("grade")}
             result.points = dict.fromkeys(result.possible, 0.0)
             return result
-        result, graded = grade(path, instructor, student, cell_timeout, cache, deadline)
+        result, _ = grade(path, instructor, student, cell_timeout, cache, deadline)
         (out / "feedback").mkdir(parents=True, exist_ok=True)
-        (out / "feedback" / f"{student}-{instructor.stem}.html").write_text(feedback_page(result, graded))
+        (out / "feedback" / f"{student}-{instructor.stem}.html").write_text(feedback_page(result))
         progress(str(result))
         return result
 
@@ -290,5 +287,4 @@ def write_table(results: list[Result], path: Path) -> None:
                              f"{result.total:g}", f"{result.maximum:g}", "; ".join(result.problems)])
 
 
-__all__ = ["Result", "assemble", "check_cells", "answer_cells", "feedback_page", "grade", "grade_all", "submissions",
-           "tampering", "write_table"]
+__all__ = ["Result", "assemble", "feedback_page", "grade", "grade_all", "submissions", "tampering", "write_table"]
