@@ -79,6 +79,24 @@ class Linearised(nn.Module):
         return value + change
 
 
+class Scaled(nn.Module):
+    """alpha * (f(x; theta) - f(x; theta0)): `model` with its initial output subtracted and its output scaled by alpha
+    (Chizat, Oyallon & Bach 2019). Trained on the loss divided by alpha**2 (for SGD without weight decay: a learning
+    rate divided by alpha**2), the function moves at the same speed for every alpha at the start, but the weights
+    move about 1/alpha as far: a large alpha makes training lazy, a small one makes it learn features. One knob, the
+    same network, loss, optimiser and data on both sides."""
+
+    def __init__(self, model: nn.Module, alpha: float):
+        super().__init__()
+        if not alpha > 0:
+            raise ValueError(f"alpha must be positive, got {alpha}")
+        self.model, self.alpha = model, float(alpha)
+        self.initial = copy.deepcopy(model).requires_grad_(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.alpha * (self.model(x) - self.initial(x))
+
+
 def kernel_regression(k_train: Tensor, targets: Tensor, k_test: Tensor, ridge: float = 0.0) -> Tensor:
     """Predictions k_test (K_train + ridge I)^-1 targets: the minimum-norm (ridge = 0, by pseudo-inverse) or ridge
     interpolant in the kernel's feature space, which is where gradient descent on the linearised model from zero

@@ -69,3 +69,27 @@ def test_a_linearised_model_trains_with_fit(small_mnist1d):
     linear = kernels.Linearised(kernels.ntk_mlp(40, [64], 10))
     history = gt.fit(linear, small_mnist1d, epochs=2, optimizer="sgd", lr=0.1)
     assert history.final["train_loss"] < history.records[0]["train_loss"]
+
+
+def test_the_scaled_model_starts_at_zero_and_its_function_moves_alike_for_every_alpha():
+    """Chizat et al.'s knob: alpha * (f - f0) is zero at the start; with the learning rate divided by alpha**2, one
+    small SGD step moves the outputs the same amount for every alpha, and the weights about 1/alpha as far."""
+    x, y = torch.randn(16, 5), torch.randn(16, 3)
+    moves = {}
+    for alpha in (0.5, 4.0):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(5, 32), nn.Tanh(), nn.Linear(32, 3))
+        scaled = kernels.Scaled(net, alpha)
+        assert scaled(x).abs().max() == 0
+        start = [p.detach().clone() for p in net.parameters()]
+        loss = (scaled(x) - y).pow(2).mean()
+        loss.backward()
+        with torch.no_grad():
+            for p in net.parameters():
+                p -= 1e-3 / alpha**2 * p.grad
+        moves[alpha] = (scaled(x).detach(), sum(float((p.detach() - s).norm() ** 2) for p, s in zip(net.parameters(), start)) ** 0.5)
+        assert sum(1 for p in scaled.parameters() if p.requires_grad) == 4  # the frozen copy does not train
+    torch.testing.assert_close(moves[0.5][0], moves[4.0][0], rtol=1e-3, atol=1e-6)
+    assert moves[0.5][1] == pytest.approx(8 * moves[4.0][1], rel=1e-3)
+    with pytest.raises(ValueError, match="alpha"):
+        kernels.Scaled(nn.Linear(2, 2), 0.0)
