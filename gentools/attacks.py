@@ -71,21 +71,40 @@ def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
 
 
 def robust_accuracy(model: nn.Module, data: TensorData, eps: float, *, attack: str = "pgd", bounds: Bounds = None,
-                    batch_size: int = 1000, **options) -> float:
-    """Accuracy on `data` when every example is first perturbed by `attack` ('fgsm' or 'pgd') with budget eps."""
+                    batch_size: int = 1000, restarts: int = 1, **options) -> float:
+    """Accuracy on `data` when every example is first perturbed by `attack` ('fgsm' or 'pgd') with budget eps.
+    With `restarts` > 1 (PGD only), PGD runs that many times from random starts (Madry et al. 2018) and an example
+    counts as correct only if it survives every run: a stronger test, and the usual check for gradient masking."""
     attacks = {"fgsm": fgsm, "pgd": pgd}
     if attack not in attacks:
         raise ValueError(f"attack must be one of {', '.join(attacks)}, got {attack!r}")
+    if restarts < 1 or (restarts > 1 and attack != "pgd"):
+        raise ValueError(f"restarts must be at least 1, and more than 1 only with attack='pgd'; got {restarts} with {attack!r}")
     was_training = model.training
     model.eval()
     try:
         correct = 0.0
-        for x, y in data.batches(batch_size, shuffle=False):
-            adversarial = attacks[attack](model, x, y, eps, bounds=bounds, **options) if eps > 0 else x
-            correct += _accuracy(model, adversarial, y) * len(y)
+        for batch, (x, y) in enumerate(data.batches(batch_size, shuffle=False)):
+            if eps == 0:
+                correct += _accuracy(model, x, y) * len(y)
+                continue
+            if restarts == 1:
+                survived = _correct(model, attacks[attack](model, x, y, eps, bounds=bounds, **options), y)
+            else:
+                survived = torch.ones_like(y, dtype=torch.bool)
+                for run in range(restarts):
+                    adversarial = pgd(model, x, y, eps, bounds=bounds, **{**options, "random_start": True,
+                                                                         "seed": options.get("seed", 0) + 7919 * batch + run})
+                    survived &= _correct(model, adversarial, y)
+            correct += survived.float().sum().item()
     finally:
         model.train(was_training)
     return correct / len(data)
+
+
+@torch.no_grad()
+def _correct(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return model(x).argmax(1) == y
 
 
 # --- one coordinate -----------------------------------------------------------------------------------------------
@@ -100,25 +119,33 @@ class OnePixel:
     true_probability: float  # the model's probability of the true class after the change
 
 
-def one_pixel(model: nn.Module, x: Tensor, y: int, bounds: tuple[float, float], *, population: int = 40,
-              iterations: int = 30, seed: int = 0) -> OnePixel:
+def one_pixel(model: nn.Module, x: Tensor, y: int, bounds: tuple[float, float], *, max_change: float | None = None,
+              population: int = 40, iterations: int = 30, seed: int = 0) -> OnePixel:
     """Change one coordinate of the input `x` (any shape) to any value in `bounds` so as to make another class more
     likely than the true class `y` (Su, Vargas & Sakurai 2019): scipy's differential evolution over (position, value)
-    minimises the true class's lead in log-probability.
+    minimises the true class's lead in log-probability. With `max_change`, the new value also stays within
+    max_change of the old one (a budget on the size of the change, not only on the number of coordinates).
     The whole population is evaluated in one forward pass; the search stops as soon as the prediction changes."""
     from scipy.optimize import differential_evolution
 
+    if max_change is not None and not max_change > 0:
+        raise ValueError(f"max_change must be positive or None, got {max_change}")
     flat = x.detach().reshape(-1)
     size = flat.numel()
     was_training = model.training
     model.eval()
+    # the search's second variable: the new value itself, or its change from the old value
+    second = bounds if max_change is None else (-max_change, max_change)
+
+    def values(candidates: np.ndarray, positions: Tensor) -> Tensor:
+        chosen = torch.as_tensor(candidates[1], dtype=flat.dtype, device=flat.device)
+        return chosen if max_change is None else (flat[positions] + chosen).clamp(*bounds)
 
     @torch.no_grad()
-    def probabilities(candidates: np.ndarray) -> Tensor:  # candidates: (2, S) positions and values
+    def probabilities(candidates: np.ndarray) -> Tensor:  # candidates: (2, S) positions and values (or changes)
         positions = torch.as_tensor(candidates[0], device=flat.device).round().long().clamp(0, size - 1)
         batch = flat.repeat(candidates.shape[1], 1)
-        batch[torch.arange(len(batch), device=flat.device), positions] = torch.as_tensor(candidates[1], dtype=flat.dtype,
-                                                                                          device=flat.device)
+        batch[torch.arange(len(batch), device=flat.device), positions] = values(candidates, positions)
         return model(batch.reshape(-1, *x.shape)).softmax(1)
 
     def objective(candidates: np.ndarray) -> np.ndarray:  # the true class's lead over the best other: < 0 is a flip
@@ -129,14 +156,15 @@ def one_pixel(model: nn.Module, x: Tensor, y: int, bounds: tuple[float, float], 
         return bool(probabilities(intermediate_result.x[:, None]).argmax(1).item() != y)
 
     try:
-        found = differential_evolution(objective, [(0, size - 1), bounds], integrality=[True, False], popsize=population // 2,
+        found = differential_evolution(objective, [(0, size - 1), second], integrality=[True, False], popsize=population // 2,
                                        maxiter=iterations, vectorized=True, updating="deferred", polish=False, seed=seed,
                                        callback=changed, tol=0)
         best = probabilities(found.x[:, None])[0]
     finally:
         model.train(was_training)
-    return OnePixel(success=bool(best.argmax().item() != y), index=int(round(found.x[0])), value=float(found.x[1]),
-                    true_probability=float(best[y]))
+    index = int(round(found.x[0]))
+    value = float(values(found.x[:, None], torch.tensor([index], device=flat.device))[0])
+    return OnePixel(success=bool(best.argmax().item() != y), index=index, value=value, true_probability=float(best[y]))
 
 
 # --- shifts -------------------------------------------------------------------------------------------------------

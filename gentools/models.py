@@ -77,17 +77,23 @@ class BlurPool1d(nn.Module):
 class CNN1d(nn.Module):
     """The MNIST-1D reference CNN (three stride-2 convolutions of `channels` channels and a linear read-out),
     which reaches about 94% test accuracy on the reference data set. With `antialias`, each strided convolution
-    becomes a convolution, its ReLU, and a BlurPool1d (Zhang 2019); the shapes stay the same."""
+    becomes a convolution, its ReLU, and a BlurPool1d (Zhang 2019); the shapes stay the same. The read-out is
+    `head="flatten"` (a weight per position: the reference, which breaks shift invariance by design) or `head="pool"`
+    (global average pooling over positions, then a linear layer: a read-out that treats every position alike)."""
 
-    def __init__(self, length: int = 40, out_features: int = 10, channels: int = 25, antialias: bool = False):
+    def __init__(self, length: int = 40, out_features: int = 10, channels: int = 25, antialias: bool = False,
+                 head: str = "flatten"):
         super().__init__()
+        if head not in ("flatten", "pool"):
+            raise ValueError(f"head must be 'flatten' or 'pool', got {head!r}")
 
         def block(fan_in: int, kernel: int) -> list[nn.Module]:
             if antialias:
                 return [nn.Conv1d(fan_in, channels, kernel, padding=1), nn.ReLU(), BlurPool1d(channels)]
             return [nn.Conv1d(fan_in, channels, kernel, stride=2, padding=1), nn.ReLU()]
 
-        self.features = nn.Sequential(*block(1, 5), *block(channels, 3), *block(channels, 3), nn.Flatten())
+        read_out = [nn.Flatten()] if head == "flatten" else [nn.AdaptiveAvgPool1d(1), nn.Flatten()]
+        self.features = nn.Sequential(*block(1, 5), *block(channels, 3), *block(channels, 3), *read_out)
         with torch.no_grad():
             n_features = self.features(torch.zeros(1, 1, length)).shape[1]
         self.head = nn.Linear(n_features, out_features)

@@ -145,3 +145,46 @@ def test_adversarial_training_runs_and_is_recorded(small_mnist1d):
     model = gt.models.MLP(40, [32], 10)
     history = gt.fit(model, small_mnist1d, epochs=2, adversary=lambda net, x, y: attacks.fgsm(net, x, y, 0.1))
     assert history.meta["adversary"] and history.final["train_loss"] < history.records[0]["train_loss"]
+
+
+def test_restarts_only_make_pgd_stronger_and_are_refused_for_fgsm(trained):
+    model, data = trained
+    single = attacks.robust_accuracy(model, data.test, 0.2, steps=10)
+    restarted = attacks.robust_accuracy(model, data.test, 0.2, steps=10, restarts=3)
+    one_random = attacks.robust_accuracy(model, data.test, 0.2, steps=10, random_start=True)
+    assert restarted <= one_random  # every restart is another chance to break an example
+    assert restarted < gt.evaluate(model, data.test, n_classes=10)["acc"] and 0 <= restarted <= single + 0.05
+    with pytest.raises(ValueError, match="restarts"):
+        attacks.robust_accuracy(model, data.test, 0.2, attack="fgsm", restarts=2)
+
+
+def test_a_budget_on_the_change_keeps_the_one_coordinate_search_within_it():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    bounds, budget = (0.0, 1.0), 0.1
+    free, limited = 0, 0
+    for i in range(12):
+        x = torch.rand(1, 4, 4)
+        y = int(model(x[None]).argmax())
+        result = attacks.one_pixel(model, x, y, bounds, max_change=budget, seed=i)
+        old = float(x.reshape(-1)[result.index])
+        assert abs(result.value - old) <= budget + 1e-6 and bounds[0] <= result.value <= bounds[1]
+        changed = x.reshape(-1).clone()
+        changed[result.index] = result.value
+        with torch.no_grad():
+            assert model(changed.reshape(1, 4, 4)).softmax(1)[0, y].item() == pytest.approx(result.true_probability, abs=1e-5)
+        limited += result.success
+        free += attacks.one_pixel(model, x, y, bounds, seed=i).success
+    assert limited < free  # a smaller budget flips fewer predictions
+    with pytest.raises(ValueError, match="max_change"):
+        attacks.one_pixel(model, x, y, bounds, max_change=0.0)
+
+
+def test_the_pooled_head_treats_every_position_alike():
+    gt.seed_everything(0)
+    model = gt.models.CNN1d(head="pool").eval()
+    assert isinstance(model.features[-2], nn.AdaptiveAvgPool1d) and model.head.in_features == 25
+    x = torch.randn(3, 40)
+    assert model(x).shape == (3, 10)
+    with pytest.raises(ValueError, match="head"):
+        gt.models.CNN1d(head="max")
