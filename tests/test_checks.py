@@ -305,7 +305,26 @@ def test_linear_ntk():
     rejects(gt.checks.linear_ntk, stub, lambda x, z: z @ x.T, lambda x, z: x @ z.T * 3, lambda x, z: (x * x).sum(1, keepdim=True) @ (z * z).sum(1, keepdim=True).T)
 
 
-def test_fine_tuning_accuracy():
-    gt.checks.fine_tuning_accuracy({1e-3: 0.41, 1e-4: 0.47, 0.0: 0.49}, probe=0.5)
-    rejects(lambda answer: gt.checks.fine_tuning_accuracy(answer, probe=0.5), {}, {1e-3: 0.41, 1e-4: 0.47},
-            {1e-3: 0.41, 1e-4: 0.47, 0.0: 0.2}, {1e-3: 41, 1e-4: 47, 0.0: 49})
+def test_fine_tuning_accuracy(small_mnist1d):
+    """The reference here is the recipe written out in the test, not the check's code."""
+    low, high = small_mnist1d.train.y < 5, small_mnist1d.train.y >= 5
+    source = small_mnist1d.replace(train=small_mnist1d.train.subset(low), test=small_mnist1d.test.subset(small_mnist1d.test.y < 5))
+    relabel = lambda split: gt.data.TensorData(split.x, split.y - 5)
+    target = small_mnist1d.replace(train=relabel(small_mnist1d.train.subset(high).subset(slice(0, 25))),
+                                   test=relabel(small_mnist1d.test.subset(small_mnist1d.test.y >= 5)))
+    gt.seed_everything(0)
+    pretrained = gt.models.MLP(40, [256, 256], 10)
+    gt.fit(pretrained, source, epochs=30, optimizer="adam", lr=1e-3, seed=0)
+    right, frozen_head = {}, {}
+    for rate in (1e-3, 1e-4, 0.0):
+        for answers, head_rate in ((right, 1e-3), (frozen_head, rate)):   # the mistake: one rate for the whole network
+            gt.seed_everything(1000)
+            net = copy.deepcopy(pretrained)
+            net[-1] = torch.nn.Linear(256, 10)
+            body = [p for layer in list(net)[:-1] for p in layer.parameters()]
+            make = lambda params: torch.optim.Adam([{"params": body, "lr": rate}, {"params": net[-1].parameters(), "lr": head_rate}])
+            answers[rate] = gt.fit(net, target, epochs=100, seed=0, optimizer=make).final["test_acc"]
+    gt.checks.fine_tuning_accuracy(right, source, target)
+    wrong_at_one = {**right, 1e-4: right[1e-4] + 0.1 if right[1e-4] < 0.8 else right[1e-4] - 0.1}
+    rejects(lambda answer: gt.checks.fine_tuning_accuracy(answer, source, target), {}, {1e-3: 0.41, 1e-4: 0.47},
+            {rate: 100 * value for rate, value in right.items()}, wrong_at_one, frozen_head)
