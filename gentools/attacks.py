@@ -74,7 +74,7 @@ def robust_accuracy(model: nn.Module, data: TensorData, eps: float, *, attack: s
                     batch_size: int = 1000, restarts: int = 1, **options) -> float:
     """Accuracy on `data` when every example is first perturbed by `attack` ('fgsm' or 'pgd') with budget eps.
     With `restarts` > 1 (PGD only), PGD runs that many times from random starts (Madry et al. 2018) and an example
-    counts as correct only if it survives every run: a stronger test, and the usual check for gradient masking."""
+    counts as correct only if it survives every run: a stronger test, and a common check for gradient masking."""
     attacks = {"fgsm": fgsm, "pgd": pgd}
     if attack not in attacks:
         raise ValueError(f"attack must be one of {', '.join(attacks)}, got {attack!r}")
