@@ -5,6 +5,8 @@ device: no DataLoader, no worker processes, no copies in the inner loop.
 """
 from __future__ import annotations
 
+from numbers import Integral
+
 import dataclasses
 import random
 import warnings
@@ -132,6 +134,9 @@ def mnist1d(n_train: int = 4000, n_test: int = 1000, seed: int = 42, shuffle_seq
     """MNIST-1D (Greydanus & Kobak), generated offline by its package; any size. The defaults give the
     reference data set exactly (4000/1000, seed 42); another seed gives a fresh draw from the same distribution.
     Generating takes about 0.2 ms an example, so the result is cached on disk."""
+    if not (isinstance(n_train, Integral) and isinstance(n_test, Integral) and n_train >= 1 and n_test >= 0):
+        raise ValueError(f"MNIST-1D needs n_train >= 1 and n_test >= 0 (whole numbers), got n_train={n_train!r}, "
+                         f"n_test={n_test!r}")
     total = -(-(n_train + n_test) // 10) * 10  # the generator makes equal numbers of each class
     path = config.cache_dir() / "data" / f"mnist1d-{total}-seed{seed}{'-shuffled' if shuffle_seq else ''}.pt"
     try:

@@ -3,8 +3,9 @@
 A run function's fingerprint covers its compiled code (not its comments, docstrings, line numbers or file name),
 the code of every notebook or project function it calls (followed through globals, closures and defaults), and the
 values of the globals and closure variables it reads: numbers, strings and containers by value, arrays, tensors,
-data sets and models by content. Library functions count by name and package version; gentools itself by the hash
-of its code (`store.source_hash`). Anything else cannot be fingerprinted: `Unfingerprintable` says what, and the
+data sets and models by content. Library functions count by name and package version; gentools by the code of the
+modules the run reaches (`store.source_hash` of the modules whose functions, classes or objects it uses, with what
+they import), so that editing one topic module recomputes only the runs that use it. Anything else cannot be fingerprinted: `Unfingerprintable` says what, and the
 sweep then runs without its cache rather than guess.
 """
 from __future__ import annotations
@@ -34,8 +35,12 @@ class Unfingerprintable(TypeError):
 
 def of(value: Any, what: str = "the run function") -> str:
     """The fingerprint of a value (a run function and everything it reads, its fixed arguments), as a hex string."""
+    from . import store
+
     sha = hashlib.sha256()
-    _Walker(sha.update).value(value, what)
+    walker = _Walker(sha.update)
+    walker.value(value, what)
+    sha.update(store.source_hash(frozenset(walker.reached)).encode())
     return sha.hexdigest()[:20]
 
 
@@ -44,6 +49,25 @@ class _Walker:
         self.feed = feed
         self.seen: dict[int, int] = {}  # id -> order of first visit, for cycles and shared objects
         self.keep_alive: list[Any] = []  # ids stay unique while we hold the objects
+        self.reached: set[str] = set()  # the gentools modules met, by file name ("train", "__init__" for the package)
+
+    def reach(self, module: types.ModuleType) -> None:
+        self.reached.add("__init__" if module.__name__ == "gentools" else module.__name__.split(".")[1])
+
+    def attributes(self, module: types.ModuleType, names: set[str], done: set[str]) -> None:
+        """What `gt.fit` or `gt.kernels.ntk` reaches: the gentools module of every attribute of a gentools module
+        that a function names."""
+        if module.__name__ in done:
+            return
+        done.add(module.__name__)
+        self.reach(module)
+        for name in sorted(names):
+            item = getattr(module, name, None)
+            if isinstance(item, types.ModuleType):
+                if _is_gentools(item):
+                    self.attributes(item, names, done)
+            elif _is_gentools(sys.modules.get(getattr(item, "__module__", None) or "")):
+                self.reach(sys.modules[item.__module__])
 
     def text(self, *parts: object) -> None:
         for part in parts:
@@ -64,6 +88,8 @@ class _Walker:
         self.keep_alive.append(value)
         if isinstance(value, types.ModuleType):
             self.text("module", value.__name__)
+            if _is_gentools(value):
+                self.reach(value)
         elif isinstance(value, (types.FunctionType, types.MethodType, functools.partial, type)):
             self.callable(value, where)
         elif callable(value) and _is_library(sys.modules.get(getattr(value, "__module__", None) or "")):
@@ -132,9 +158,8 @@ class _Walker:
         module = sys.modules.get(getattr(fn, "__module__", None) or "")
         name = getattr(fn, "__qualname__", repr(fn))
         if _is_gentools(module):
-            from . import store
-
-            self.text("gentools", name, store.source_hash())
+            self.reach(module)
+            self.text("gentools", module.__name__, name)
             if isinstance(fn, types.FunctionType):  # a function gentools made, such as l2_penalty(1e-4)
                 self.arguments(fn, name)
             return
@@ -162,8 +187,11 @@ class _Walker:
         self.arguments(fn, name)
         for global_name in sorted(_globals_read(fn.__code__)):
             if global_name in fn.__globals__:
+                value = fn.__globals__[global_name]
                 self.text("global", global_name)
-                self.value(fn.__globals__[global_name], f"the global {global_name!r} that {name} reads")
+                self.value(value, f"the global {global_name!r} that {name} reads")
+                if isinstance(value, types.ModuleType) and _is_gentools(value):
+                    self.attributes(value, _names(fn.__code__), set())
 
     def arguments(self, fn: types.FunctionType, name: str) -> None:
         """The values a function carries with it: its defaults and the variables it closes over."""
@@ -204,6 +232,15 @@ def _globals_read(code: types.CodeType) -> set[str]:
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
             names |= _globals_read(constant)
+    return names
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """Every global and attribute name a function's code (with its nested functions) uses."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _names(constant)
     return names
 
 

@@ -1,9 +1,9 @@
 """Grids of runs with an on-disk cache: each finished run is saved at once, so an interrupted sweep resumes
 where it stopped, and a rerun of a notebook serves the results instead of training again.
 
-A run's cache key covers the sweep's name, its configuration, the scale, gentools' code and the fingerprint of
-the run function: its code, the code of the functions it calls and the values of the globals and data it reads
-(gentools.fingerprint). Editing any of them recomputes; a restarted kernel finds its results. Two processes
+A run's cache key covers the sweep's name, its configuration, the scale and the fingerprint of the run function:
+its code, the code of the functions it calls, the values of the globals and data it reads, and the code of the
+gentools modules it reaches (gentools.fingerprint). Editing any of them recomputes; a restarted kernel finds its results. Two processes
 running the same sweep compute each run once: a per-run file lock makes the second wait and read the first's.
 With an executor (a Dask client, a process pool, submitit), runs go to the workers and their results come back to
 the caller, which writes the cache (gentools.executors).
@@ -184,8 +184,7 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
     folder = config.cache_dir() / "sweeps" / name
     code = _fingerprint(fn, fixed, name) if cache else None
     cache = cache and code is not None
-    common = {"name": name, "scale": config.scale(), "seed draw": config.seed_offset(), "gentools": store.source_hash(),
-              "function and fixed": code}
+    common = {"name": name, "scale": config.scale(), "seed draw": config.seed_offset(), "function and fixed": code}
     paths = [folder / f"{store.digest({**common, 'point': _encode(point)})}.json" for point in points]
 
     results: list[Any] = [_read_cached(path, point) if cache else None for path, point in zip(paths, points)]

@@ -6,6 +6,8 @@ is summed on the device, and the host reads numbers once an epoch (a stack: once
 """
 from __future__ import annotations
 
+from numbers import Integral
+
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -102,8 +104,8 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], *, epochs: int, opt
     Histories. The per-batch options (penalty, augment, label_smoothing, gradient, adversary) are single-model only.
     Raises DivergedError if the loss becomes NaN or infinite.
     """
-    if epochs < 0:
-        raise ValueError(f"epochs must be at least 0, got {epochs}")
+    _check_settings(epochs=epochs, lr=lr, weight_decay=weight_decay, momentum=momentum, batch_size=batch_size,
+                    label_smoothing=label_smoothing)
     if measure_every is None:
         measure_every = max(epochs, 1)
     if measure_every < 1:
@@ -198,6 +200,20 @@ def _finish(bar, callbacks: Sequence[Callback], history, model: nn.Module):
     for cb in callbacks:
         cb.on_end(history, model)
     return history
+
+
+def _check_settings(*, epochs: int, lr: float, weight_decay: float, momentum: float, batch_size: int,
+                    label_smoothing: float) -> None:
+    """One clear message for a setting out of its range, before anything trains."""
+    problems = [f"{name} must be {rule}, got {value!r}" for name, value, ok, rule in [
+        ("epochs", epochs, epochs >= 0, "at least 0"),
+        ("lr", lr, lr >= 0, "at least 0"),
+        ("weight_decay", weight_decay, weight_decay >= 0, "at least 0"),
+        ("momentum", momentum, 0 <= momentum < 1, "in [0, 1)"),
+        ("batch_size", batch_size, isinstance(batch_size, Integral) and batch_size >= 1, "a whole number of at least 1"),
+        ("label_smoothing", label_smoothing, 0 <= label_smoothing < 1, "in [0, 1)")] if not ok]
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def _meta(optimizer: OptimizerSpec, lr: float, weight_decay: float, batch_size: int, loss: str, seed: int, **more) -> dict:

@@ -181,3 +181,9 @@ def test_randomization_conditions_change_only_what_they_name(small_mnist1d):
 def test_digits_can_keep_the_first_n_training_images():
     full, part = gt.data.load("digits", seed=0), gt.data.load("digits", seed=0, n_train=100)
     assert len(part.train) == 100 and torch.equal(part.train.x, full.train.x[:100]) and len(part.test) == len(full.test)
+
+
+@pytest.mark.parametrize("sizes", [dict(n_train=-5), dict(n_train=0), dict(n_test=-1), dict(n_train=2.5)])
+def test_mnist1d_refuses_impossible_sizes(sizes):
+    with pytest.raises(ValueError, match="MNIST-1D needs n_train >= 1 and n_test >= 0"):
+        gt.data.load("mnist1d", **sizes)

@@ -74,11 +74,55 @@ def test_writes_are_atomic_and_leave_no_temporary_files(sweep_cache):
     assert sorted(p.suffix for p in (sweep_cache / "atomic").iterdir() if p.suffix != ".lock") == [".json", ".json"]
 
 
-def test_a_change_of_gentools_source_invalidates_the_cache(sweep_cache, monkeypatch):
-    gt.sweep(square, grid=dict(x=[1], seed=[0]), name="code")
-    monkeypatch.setattr(store, "source_hash", lambda: "changed")
-    gt.sweep(square, grid=dict(x=[1], seed=[0]), name="code")
+def interval(x, seed):
+    _record.calls.append((x, seed))
+    return {"low": gt.stats.wilson_interval(x, 10)[0]}
+
+
+def edited(monkeypatch, module):
+    """gentools as if `module`'s code had been edited."""
+    original = store._module_code
+    monkeypatch.setattr(store, "_module_code", lambda name: original(name) + ("# edited" if name == module else ""))
+    store._hash_of.cache_clear()
+
+
+def test_an_edit_of_gentools_code_recomputes_the_runs_that_reach_it_and_only_those(sweep_cache, monkeypatch):
+    def both():
+        gt.sweep(square, grid=dict(x=[1], seed=[0]), name="plain")
+        gt.sweep(interval, grid=dict(x=[3], seed=[0]), name="uses-stats")
+    both()
     assert len(CALLS) == 2
+    edited(monkeypatch, "attacks")                      # reached by neither
+    both()
+    assert len(CALLS) == 2
+    edited(monkeypatch, "stats")                        # reached by the second only
+    both()
+    assert CALLS[2:] == [(3, 0)]
+    edited(monkeypatch, "device")                       # how every run is seeded: reached by all
+    both()
+    assert len(CALLS) == 5
+    store._hash_of.cache_clear()
+
+
+def test_the_modules_a_run_reaches():
+    from gentools import fingerprint
+
+    def reached(value):
+        walker = fingerprint._Walker(lambda data: None)
+        walker.value(value, "it")
+        return walker.reached
+
+    rules = {"robust": gt.gradients.winsorized(2)}
+    def fits(data):
+        return gt.fit(gt.models.MLP(40, [8], 10), data, epochs=1, gradient=rules["robust"])
+    def kernel(net, x):
+        return gt.kernels.ntk(net, x)
+    assert {"train", "models", "gradients"} <= reached(fits) and "kernels" not in reached(fits)
+    assert {"kernels"} <= reached(kernel) and not {"train", "attacks"} & reached(kernel)
+    assert {"data"} <= reached({"data": gt.data.DataSet("d", gt.data.TensorData(torch.zeros(2, 3), torch.zeros(2)),
+                                                        gt.data.TensorData(torch.zeros(1, 3), torch.zeros(1)))})
+    closure = store._closure(frozenset({"train"}))
+    assert {"train", "models", "losses", "data", "gradients"} <= closure and not {"attacks", "kernels", "checks"} & closure
 
 
 def test_claims_checks_and_grading_are_outside_the_key_because_no_run_can_reach_them():

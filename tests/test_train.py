@@ -119,3 +119,12 @@ def test_reaches_gives_the_first_epoch_at_a_level_or_nan():
                                   {"epoch": 3, "acc": 0.98}, {"epoch": 4, "acc": 1.0}])
     assert history.reaches("acc", 0.99) == 2 and history.reaches("acc", 0.5) == 1
     assert math.isnan(history.reaches("acc", 1.01))
+
+
+@pytest.mark.parametrize("setting, message", [(dict(batch_size=0), "batch_size must be a whole number of at least 1"),
+                                              (dict(lr=-0.1), "lr must be at least 0"),
+                                              (dict(momentum=1.0), r"momentum must be in \[0, 1\)"),
+                                              (dict(epochs=-1, weight_decay=-1.0), "epochs must be at least 0, got -1; weight_decay must be at least 0")])
+def test_a_setting_out_of_range_gets_one_clear_message(small_mnist1d, setting, message):
+    with pytest.raises(ValueError, match=message):
+        gt.fit(gt.models.MLP(40, [4], 10), small_mnist1d, **{"epochs": 1, **setting})
