@@ -10,7 +10,7 @@ CELL_TIMEOUT ?= 300
 # threads spin against it (chapter 1 went from 37 s to over 300 s); one thread costs about 10% and never stalls.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: book test lab dist assignments grade browser bench clean strip lock verify
+.PHONY: book test test-quick lab dist assignments grade browser bench clean strip lock verify
 
 # requirements.txt says what the course needs; constraints.txt pins the exact versions its numbers were verified with.
 $(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
@@ -24,7 +24,7 @@ $(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
 # the Claims page, and the last lines say what failed (book/_ext/summary.py); the exit status is then non-zero.
 book: $(BIN)/.installed  ## build the website, every chapter executed at GENTOOLS_SCALE=$(SCALE) (and GENTOOLS_SEED)
 	@rm -f _build/html/failures.json
-	@GENTOOLS_SCALE=$(SCALE) GENTOOLS_WORKERS=$${GENTOOLS_WORKERS:-$$(nproc)} $(BIN)/jupyter-book build . -W --keep-going; \
+	@GENTOOLS_SCALE=$(SCALE) GENTOOLS_PROGRESS=$${GENTOOLS_PROGRESS:-0} GENTOOLS_WORKERS=$${GENTOOLS_WORKERS:-$$(nproc)} $(BIN)/jupyter-book build . -W --keep-going; \
 		$(BIN)/python book/_ext/summary.py _build/html $$?
 
 # Every test run trains from scratch (a fresh cache); the book build of the tests then reuses the notebooks' sweeps.
@@ -32,6 +32,16 @@ test: $(BIN)/.installed browser  ## unit tests, notebooks at the tiny scale, the
 	rm -rf _build/test-cache
 	GENTOOLS_SCALE=tiny GENTOOLS_CACHE=$(CURDIR)/_build/test-cache GENTOOLS_CELL_TIMEOUT=$(CELL_TIMEOUT) \
 		$(BIN)/python -m pytest notebooks tests --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) --durations=10
+
+# While working on one chapter: the unit tests (without the slow whole-book, browser, command and grading tests) and
+# that chapter at the tiny scale, e.g. `make test-quick CHAPTER=05`. `make test` remains the check before a commit.
+CHAPTER ?= 01
+test-quick: $(BIN)/.installed  ## unit tests and chapter CHAPTER=NN at the tiny scale, in a few minutes
+	rm -rf _build/test-quick-cache
+	GENTOOLS_SCALE=tiny GENTOOLS_CACHE=$(CURDIR)/_build/test-quick-cache GENTOOLS_CELL_TIMEOUT=$(CELL_TIMEOUT) \
+		$(BIN)/python -m pytest tests notebooks/$(CHAPTER)_*.ipynb --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) \
+		--ignore=tests/test_website.py --ignore=tests/test_commands.py --ignore=tests/test_book.py \
+		--ignore=tests/test_grading.py --ignore=tests/test_assignments.py -q
 
 lab: $(BIN)/.installed  ## JupyterLab on the notebooks, at GENTOOLS_SCALE=$(SCALE)
 	GENTOOLS_SCALE=$(SCALE) $(BIN)/jupyter lab notebooks/
