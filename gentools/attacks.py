@@ -79,7 +79,8 @@ def robust_accuracy(model: nn.Module, data: TensorData, eps: float, *, attack: s
     if attack not in attacks:
         raise ValueError(f"attack must be one of {', '.join(attacks)}, got {attack!r}")
     if restarts < 1 or (restarts > 1 and attack != "pgd"):
-        raise ValueError(f"restarts must be at least 1, and more than 1 only with attack='pgd'; got {restarts} with {attack!r}")
+        raise ValueError(f"restarts must be at least 1, and more than 1 only with attack='pgd'; "
+                         f"got {restarts} with {attack!r}")
     was_training = model.training
     model.eval()
     try:
@@ -92,9 +93,9 @@ def robust_accuracy(model: nn.Module, data: TensorData, eps: float, *, attack: s
                 survived = _correct(model, attacks[attack](model, x, y, eps, bounds=bounds, **options), y)
             else:
                 survived = torch.ones_like(y, dtype=torch.bool)
-                for run in range(restarts):
-                    adversarial = pgd(model, x, y, eps, bounds=bounds, **{**options, "random_start": True,
-                                                                         "seed": options.get("seed", 0) + 7919 * batch + run})
+                for run in range(restarts):  # each restart from its own random start
+                    start = {"random_start": True, "seed": options.get("seed", 0) + 7919 * batch + run}
+                    adversarial = pgd(model, x, y, eps, bounds=bounds, **{**options, **start})
                     survived &= _correct(model, adversarial, y)
             correct += survived.float().sum().item()
     finally:

@@ -5,8 +5,8 @@ the code of every notebook or project function it calls (followed through global
 values of the globals and closure variables it reads: numbers, strings and containers by value, arrays, tensors,
 data sets and models by content. Library functions count by name and package version; gentools by the code of the
 modules the run reaches (`store.source_hash` of the modules whose functions, classes or objects it uses, with what
-they import), so that editing one topic module recomputes only the runs that use it. Anything else cannot be fingerprinted: `Unfingerprintable` says what, and the
-sweep then runs without its cache rather than guess.
+they import), so that editing one topic module recomputes only the runs that use it. Anything else cannot be
+fingerprinted: `Unfingerprintable` says what, and the sweep then runs without its cache rather than guess.
 """
 from __future__ import annotations
 
