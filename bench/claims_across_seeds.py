@@ -37,6 +37,7 @@ def execute(notebook: Path, scale: str, seed: int, folder: Path, workers: int, t
     from gentools.nbexec import reliable_replies
 
     reliable_replies()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # as make sets it: two threads on busy cores stall (README)
     os.environ.update(GENTOOLS_SCALE=scale, GENTOOLS_SEED=str(seed), GENTOOLS_WORKERS=str(workers),
                       GENTOOLS_PROGRESS="0", GENTOOLS_CACHE=str(ROOT / "_build" / "seed-caches" / f"{scale}-seed{seed}"))
     nb = nbformat.read(notebook, as_version=4)
