@@ -40,7 +40,7 @@ def _clip(x: Tensor, bounds: Bounds) -> Tensor:
 def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, bounds: Bounds = None, loss: str = "cross_entropy",
          n_classes: int | None = 10) -> Tensor:
     """The fast gradient sign method (Goodfellow, Shlens & Szegedy 2015): x + eps * sign(grad_x loss), clipped to
-    `bounds`. One gradient, the steepest ascent of the loss's linearisation under |delta|_inf <= eps."""
+    `bounds`. One gradient, the steepest ascent of the loss's linearisation under ``|delta|_inf <= eps``."""
     if eps < 0:
         raise ValueError(f"eps must be at least 0, got {eps}")
     return _clip(x + eps * _input_gradient(model, x, y, loss, n_classes).sign(), bounds).detach()

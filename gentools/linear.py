@@ -117,7 +117,7 @@ def random_relu_features(x: Tensor, n_features: int, seed: int = 0) -> Tensor:
 
 def random_fourier_features(x: Tensor, n_features: int, bandwidth: float, seed: int = 0) -> Tensor:
     """sqrt(2/p) cos(x W / bandwidth + b), Gaussian W and uniform phases b (Rahimi & Recht): their inner products
-    approximate the Gaussian kernel exp(-|x - x'|^2 / (2 bandwidth^2)). In float64; the same seed gives the same
+    approximate the Gaussian kernel ``exp(-|x - x'|^2 / (2 bandwidth^2))``. In float64; the same seed gives the same
     features, so train and test match. Standardise x first: the bandwidth is in the units of x."""
     x = x.reshape(len(x), -1).to(torch.float64)
     gen = generator(seed)

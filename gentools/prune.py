@@ -160,7 +160,7 @@ def iterative_magnitude_pruning(model: nn.Module, train: Callable[[nn.Module], d
     train(model) trains in place and returns a dict of results; it receives `callbacks` as a keyword argument
     (a list to pass on to gt.fit). Rewinding goes to the initial weights (rewind_step=0) or to the weights
     after `rewind_step` optimiser steps of the first training run. Returns one record per round:
-    {'round', 'remaining', 'masks', **train results}.
+    ``{'round', 'remaining', 'masks', **train results}``.
     """
     initial = snapshot(model)
     catcher = SnapshotAt(rewind_step) if rewind_step > 0 else None

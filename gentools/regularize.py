@@ -28,7 +28,7 @@ def weight_matrices(model: nn.Module) -> list[Tensor]:
 
 
 def l1_penalty(strength: float) -> Callable[[nn.Module], Tensor]:
-    """strength * sum |w| over the weight matrices: the lasso penalty, whose constant pull drives small weights to zero."""
+    """``strength * sum |w|`` over the weight matrices: the lasso penalty, whose constant pull drives small weights to zero."""
     return lambda model: strength * sum(w.abs().sum() for w in weight_matrices(model))
 
 

@@ -28,6 +28,8 @@ def test_the_book_builds_with_every_chapter_executed(built_book):
     claims_page = (html / "book" / "claims.html").read_text()  # every chapter's claims, with their numbers
     assert all(f'href="../notebooks/{notebook.stem}.html"' in claims_page for notebook in (ROOT / "notebooks").glob("*.ipynb"))
     assert "at the <code>tiny</code> scale" in claims_page and "✘" not in claims_page
+    reference = (html / "book" / "api.html").read_text()  # the gentools reference, from the docstrings
+    assert all(f'id="gentools.{name}"' in reference for name in ("train.fit", "train.fitted", "sweep.sweep", "claims.claim"))
     statistics = (html / "book" / "execution.html").read_text()
     assert all(notebook.stem in statistics for notebook in (ROOT / "notebooks").glob("*.ipynb"))  # every chapter's run time
 
@@ -111,3 +113,9 @@ def test_no_markdown_cell_refers_to_a_section_by_a_hand_typed_number():
                 found += [f"{notebook.name}, cell {index}: {match.group(0)!r}"
                           for match in HAND_TYPED_SECTION_NUMBER.finditer(cell.source)]
     assert not found, "use a label and {ref} instead of a typed section number:\n" + "\n".join(found)
+
+
+def test_the_reference_page_documents_every_gentools_module():
+    page = (ROOT / "book" / "api.md").read_text()
+    modules = {path.stem for path in (ROOT / "gentools").glob("*.py")} - {"__init__"}
+    assert {module for module in modules if f".. automodule:: gentools.{module}\n" not in page} == set()
