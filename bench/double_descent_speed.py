@@ -3,8 +3,9 @@
 The MNIST-1D setting (4000 training examples, seed 42, 15% label noise; MLP 40-h-h-10, SGD lr 0.01 momentum 0.9,
 batches of 100) on a subset of its widths and epochs. The plain loop trains one width at a time with a DataLoader
 and measures train and test accuracy after every epoch, as the reference notebooks do (bench/fit_speed.py's loop).
-The gentools path is the chapter's: gt.ensemble.fit_widths on gt.ensemble.width_groups, each group one padded stack,
-the groups on a pool of worker processes (one per core, one PyTorch thread each), through gt.sweep without a cache.
+The gentools path is the chapter's: gt.sweep over the widths with gt.ensemble.fit_widths, a packed run function that
+trains the widths in groups (gt.ensemble.width_groups), each group one padded stack, the groups on a pool of worker
+processes (one per core, one PyTorch thread each), without the cache.
 Also timed: the same groups in this process, without the pool. Prints the times, the ratios and both test errors.
 
     python bench/double_descent_speed.py [--widths 8 24 47 61 100 300] [--epochs 50]
@@ -36,8 +37,8 @@ def main() -> None:
         plain[width] = 1 - plain_loop(gt.models.MLP(40, [width, width], 10), data, args.epochs, seed=0)
     plain_s = time.perf_counter() - start
 
-    groups = gt.ensemble.width_groups(args.widths, depth=2)
-    options = dict(grid=dict(widths=groups), fixed=dict(data={"noisy": data}, depth=2, epochs=args.epochs, progress=False),
+    groups = gt.ensemble.width_groups(args.widths, depth=2)  # how fit_widths packs the widths (printed below)
+    options = dict(grid=dict(width=args.widths), fixed=dict(data={"noisy": data}, depth=2, epochs=args.epochs, progress=False),
                    name="bench-double-descent", cache=False, progress=False)
     start = time.perf_counter()
     here = gt.sweep(gt.ensemble.fit_widths, **options)

@@ -7,12 +7,12 @@ from .claims import check, check_close, claim
 from .config import pick, scale
 from .device import seed_everything
 from .session import setup
-from .sweep import SweepIncomplete, sweep
-from .train import EarlyStopping, History, evaluate, fit
+from .sweep import SweepIncomplete, packed, sweep
+from .train import EarlyStopping, History, evaluate, fit, fitted
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EarlyStopping", "History", "attacks", "biasvar", "check", "check_close", "checks", "claim", "config", "data", "device", "ensemble",
-    "evaluate", "executors", "fit", "gradients", "kernels", "linear", "losses", "models", "paper", "pick", "plots", "prune", "regularize", "scale", "seed_everything", "setup", "stats", "sweep", "SweepIncomplete", "train",
+    "evaluate", "executors", "fit", "fitted", "gradients", "kernels", "linear", "losses", "models", "packed", "paper", "pick", "plots", "prune", "regularize", "scale", "seed_everything", "setup", "stats", "sweep", "SweepIncomplete", "train",
 ]

@@ -78,3 +78,10 @@ def workers() -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"GENTOOLS_WORKERS={value!r} must be a whole number of processes, 1 or more.")
     return int(value)
+
+
+def cached_only() -> bool:
+    """GENTOOLS_CACHED_ONLY=1: every training run must be read from the cache, and gt.fit raises instead of training.
+    The tests set it for a chapter's second execution (the book built after nbval, the student edition), which then
+    proves that everything a chapter trains goes through the cache."""
+    return os.environ.get("GENTOOLS_CACHED_ONLY", "").strip().lower() in ("1", "true", "yes", "on")

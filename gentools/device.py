@@ -55,6 +55,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextlib.contextmanager
+def random_state_kept():
+    """Leave Python's, NumPy's and PyTorch's generators as they were: the cells after a cached step (a sweep's run, a
+    gt.fitted model) then draw the same numbers whether it was computed or read from the cache."""
+    python, numpy = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng():
+            yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
+
+
 def generator(seed: int) -> torch.Generator:
     """A CPU generator for shuffling and sampling: the same on every device, so batch orders match (its seed shifted
     by GENTOOLS_SEED, see run_seed)."""

@@ -1,9 +1,10 @@
 """Ensembles and stacks of networks: averaging members' predictions; one MLP per named data set and seed trained
-as one stack (fit_each); and width sweeps trained as a few padded stacks (gt.models.StackedMLP with member_widths)
-instead of one training loop per width.
+as one stack (fit_each); and width sweeps whose points gt.sweep trains in a few padded stacks (fit_widths, a packed
+run function: gt.models.StackedMLP with member_widths) instead of one training loop per width.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -13,6 +14,7 @@ from torch import Tensor
 from .data import DataSet, TensorData
 from .device import device as default_device
 from .models import StackedMLP, count_parameters
+from .sweep import packed
 from .train import fit
 
 
@@ -41,34 +43,46 @@ def width_groups(widths: Sequence[int], depth: int = 1, copies: int = 1, in_out:
     return groups
 
 
-def fit_widths(data: Mapping[Hashable, DataSet], widths: Sequence[int], *, epochs: int, depth: int = 1,
-               seeds: Sequence[int] = (0,), optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9,
-               weight_decay: float = 0.0, batch_size: int = 100, loss: str = "cross_entropy",
-               test_every: int | None = None, progress: bool | None = None) -> list[dict[str, object]]:
-    """Train an MLP with `depth` hidden layers of each width on each data set (same inputs, labels of their own:
-    clean and noisy, say) from each seed, all at once as one stack padded to the widest (StackedMLP's
-    member_widths); a member from seed s starts like MLP(...) after torch.manual_seed(s) and sees gt.fit's batch
-    order for seed s. One row per data set, width and seed: parameters, train and test error and loss after the
-    last epoch; with `test_every`, also the test error every `test_every` epochs and its lowest value (what optimal
-    early stopping would give, as Nakkiran et al. measure it)."""
-    members = [(name, width, seed) for name in data for width in widths for seed in seeds]
+def _width_packs(points: list[dict], data: Mapping[Hashable, DataSet], *, depth: int = 1, **_) -> list[list[int]]:
+    """fit_widths' packs: the widths split at the least arithmetic (width_groups), each with all its seeds and data
+    sets; the cost model's sizes come from the data (inputs + classes) and the number of copies of a width."""
     first = next(iter(data.values()))
-    nets = StackedMLP(int(np.prod(first.input_shape)), [max(widths)] * depth, first.n_classes,
-                      seeds=[seed for *_, seed in members], member_widths=[[w] * depth for _, w, _ in members])
+    widths = [point["width"] for point in points]
+    groups = width_groups(widths, depth=depth, copies=len(data) * max(Counter(widths).values()),
+                          in_out=int(np.prod(first.input_shape)) + first.n_classes)
+    return [[i for i, width in enumerate(widths) if width in group] for group in groups]
+
+
+@packed(_width_packs)
+def fit_widths(points: Sequence[Mapping[str, int]], data: Mapping[Hashable, DataSet], *, epochs: int, depth: int = 1,
+               optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
+               batch_size: int = 100, loss: str = "cross_entropy", measure_every: int | None = None,
+               progress: bool | None = None) -> list[list[dict[str, object]]]:
+    """A packed run function for gt.sweep over `width` (and `seed`, default 0): for each point, an MLP with `depth`
+    hidden layers of that width on each data set (same inputs, labels of their own: clean and noisy, say), all the
+    points of a pack trained at once as one stack padded to the widest (StackedMLP's member_widths); a member from
+    seed s starts like MLP(...) after torch.manual_seed(s) and sees gt.fit's batch order for seed s. A point's result
+    is one row per data set: parameters, train and test error and loss after the last epoch; with `measure_every`,
+    also the test error every `measure_every` epochs and its lowest value (what optimal early stopping would give,
+    as Nakkiran et al. measure it)."""
+    members = [(name, point["width"], point.get("seed", 0), k) for name in data for k, point in enumerate(points)]
+    first = next(iter(data.values()))
+    nets = StackedMLP(int(np.prod(first.input_shape)), [max(width for _, width, _, _ in members)] * depth, first.n_classes,
+                      seeds=[seed for _, _, seed, _ in members], member_widths=[[w] * depth for _, w, _, _ in members])
     nets.to(default_device())  # the data sets may stay on the CPU (cheap to send to worker processes)
-    histories = fit(nets, [data[name] for name, _, _ in members], epochs=epochs, optimizer=optimizer, lr=lr,
+    histories = fit(nets, [data[name] for name, *_ in members], epochs=epochs, optimizer=optimizer, lr=lr,
                     momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, loss=loss,
-                    measure=["train", "test"], measure_every=test_every, progress=progress)
-    rows = []
-    for i, ((name, width, seed), history) in enumerate(zip(members, histories)):
+                    measure=["train", "test"], measure_every=measure_every, progress=progress)
+    rows: list[list[dict[str, object]]] = [[] for _ in points]
+    for i, ((name, width, seed, k), history) in enumerate(zip(members, histories)):
         row = {"data": name, "width": width, "seed": seed, "parameters": count_parameters(nets.member(i))}
         for split in ("train", "test"):
             row[f"{split}_error"], row[f"{split}_loss"] = 1 - history.final[f"{split}_acc"], history.final[f"{split}_loss"]
-        if test_every:
-            errors = 1 - history["test_acc"][1:]  # measured every test_every epochs: NaN in between
+        if measure_every:
+            errors = 1 - history["test_acc"][1:]  # measured every measure_every epochs: NaN in between
             errors = errors[~np.isnan(errors)]
             row["test_error_curve"], row["early_stopped_test_error"] = errors.tolist(), float(errors.min())
-        rows.append(row)
+        rows[k].append(row)
     return rows
 
 

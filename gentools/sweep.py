@@ -28,8 +28,8 @@ from filelock import FileLock
 
 from . import config, executors, fingerprint, store
 from .device import device as default_device
-from .device import seed_everything
-from .train import History
+from .device import random_state_kept, seed_everything
+from .history import History
 
 
 def _encode(value: Any) -> Any:
@@ -82,19 +82,46 @@ class _Runs:
     seed_offset: int = 0  # the caller's GENTOOLS_SEED, which a worker elsewhere may not have in its environment
 
 
-def _run_point(runs: _Runs, point: dict[str, Any]) -> Any:
-    """One run, seeded with its point's seed; in a worker process with a fixed number of PyTorch threads (several
-    processes on few cores otherwise spin against each other)."""
-    if os.getpid() != runs.caller:
-        torch.set_num_threads(runs.threads)
-        os.environ["GENTOOLS_SEED"] = str(runs.seed_offset)
-    seed_everything(int(point.get("seed", 0)))
-    result = runs.fn(**runs.fixed, **point)
+def packed(packs: Callable[..., list[list[int]]] | None = None):
+    """Mark a run function that trains several points of a sweep together (a stack of networks, say): gt.sweep then
+    calls it as fn(points, **fixed), with a list of the grid's points, and it returns one result per point, in order.
+    `packs(points, **fixed)` splits the points a sweep has to compute into lists of positions, the points that train
+    together (default: all of them at once). Each point is still cached on its own, so adding one to the grid
+    computes that one."""
+
+    def mark(fn: Callable) -> Callable:
+        fn.packs = packs or (lambda points, **fixed: [list(range(len(points)))])
+        return fn
+
+    return mark
+
+
+def _result(result: Any) -> Any:
+    """A run's result, checked and made JSON-friendly."""
     if isinstance(result, Mapping):
         return _encode(dict(result))
     if isinstance(result, (list, tuple)) and all(isinstance(row, Mapping) for row in result):
         return _encode([dict(row) for row in result])  # several rows: one per seed, variant, round...
     raise TypeError(f"A run returns a dict of results or a list of such dicts (one per row), not {type(result).__name__}.")
+
+
+def _run_task(runs: _Runs, points: list[dict[str, Any]]) -> list[Any]:
+    """One run, seeded with its point's seed, or one pack of a packed run function (seeded with 0: it seeds its
+    members itself); in a worker process with a fixed number of PyTorch threads (several processes on few cores
+    otherwise spin against each other). One result per point."""
+    if os.getpid() != runs.caller:
+        torch.set_num_threads(runs.threads)
+        os.environ["GENTOOLS_SEED"] = str(runs.seed_offset)
+    with random_state_kept():
+        if getattr(runs.fn, "packs", None) is None:
+            (point,) = points
+            seed_everything(int(point.get("seed", 0)))
+            return [_result(runs.fn(**runs.fixed, **point))]
+        seed_everything(0)
+        results = runs.fn(points, **runs.fixed)
+    if len(results) != len(points):
+        raise TypeError(f"A packed run function returns one result per point: {len(points)} points, {len(results)} results.")
+    return [_result(result) for result in results]
 
 
 _WARNED: set[tuple[str, str]] = set()
@@ -159,15 +186,28 @@ def _read_cached(path: Path, run_config: dict[str, Any]) -> dict[str, Any] | Non
         return None
 
 
+def _tasks(fn: Callable, fixed: dict[str, Any], points: list[dict[str, Any]], missing: list[int]) -> list[list[int]]:
+    """The missing points as tasks: one each, or a packed run function's packs (lists of indices into `points`)."""
+    packs = getattr(fn, "packs", None)
+    if packs is None or not missing:
+        return [[index] for index in missing]
+    groups = packs([points[index] for index in missing], **fixed)
+    if sorted(position for group in groups for position in group) != list(range(len(missing))):
+        raise ValueError(f"{getattr(fn, '__name__', fn)}.packs must split the points into packs, each point in one pack; "
+                         f"got {groups} for {len(missing)} points.")
+    return [[missing[position] for position in group] for group in groups if group]
+
+
 def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]], *, name: str,
           fixed: Mapping[str, Any] | None = None, cache: bool = True, progress: bool | None = None,
           executor=None, worker_threads: int = 1):
-    """Run fn(**fixed, **point) for every point of the grid (the product of its lists) and return a table.
+    """Run ``fn(**fixed, **point)`` for every point of the grid (the product of its lists) and return a table.
 
     `fn` returns a dict of numbers, lists, arrays or Histories, or a list of such dicts: several rows of the table
     (one per round, variant or seed measured inside the run), each with the point's columns. Each point is seeded
     with its own `seed` entry (0 if none; shifted by GENTOOLS_SEED, which is part of the cache key) before it runs;
-    runs are saved as they finish. `executor` runs the points elsewhere: a dask.distributed Client (or its
+    runs are saved as they finish. A run function marked with gt.packed trains the missing points in packs, one
+    call per pack, and each point is cached on its own. `executor` runs the points elsewhere: a dask.distributed Client (or its
     get_executor()), a concurrent.futures executor, or anything with submit(); without one, the points run on GENTOOLS_WORKERS local processes if that is more than 1 (on the CPU), else here;
     worker processes use `worker_threads` PyTorch threads. If runs fail there, the others are kept and
     SweepIncomplete says which failed; a rerun computes only those. The table (a pandas DataFrame) has one row a
@@ -193,39 +233,45 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
         folder.mkdir(parents=True, exist_ok=True)
 
     runs = _Runs(fn, fixed, os.getpid(), worker_threads, config.seed_offset())
-    local = _local_workers(runs, name) if executor is None and len(missing) > 1 else None
+    tasks = _tasks(fn, fixed, points, missing)
+    local = _local_workers(runs, name) if executor is None and len(tasks) > 1 else None
     executor = executor or local
 
-    def run_here(index: int) -> Any:
+    def run_here(task: list[int]) -> list[Any]:
         if not cache:
-            return _run_point(runs, points[index])
-        path = paths[index]
-        with FileLock(path.parent / f".{path.stem}.lock"):  # another process may be computing this very run
-            result = _read_cached(path, points[index])
-            if result is None:
-                result = _run_point(runs, points[index])
-                store.write_json(path, {"config": _encode(points[index]), "result": result})
-        return result
+            return _run_task(runs, [points[i] for i in task])
+        with contextlib.ExitStack() as locks:  # another process may be computing these very runs
+            for i in sorted(task, key=lambda i: paths[i].stem):
+                locks.enter_context(FileLock(paths[i].parent / f".{paths[i].stem}.lock"))
+            done = {i: _read_cached(paths[i], points[i]) for i in task}
+            todo = [i for i in task if done[i] is None]
+            for i, result in zip(todo, _run_task(runs, [points[i] for i in todo]) if todo else []):
+                store.write_json(paths[i], {"config": _encode(points[i]), "result": result})
+                done[i] = result
+        return [done[i] for i in task]
 
     show = config.show_progress() if progress is None else progress
     failed: list[tuple[dict[str, Any], BaseException]] = []
     with tqdm(total=len(missing), desc=f"sweep {name}", disable=not show or not missing) as bar:
         if executor is None:
             with _threads(config.workers()):
-                for index in missing:
-                    results[index] = run_here(index)
-                    bar.update()
+                for task in tasks:
+                    for index, result in zip(task, run_here(task)):
+                        results[index] = result
+                    bar.update(len(task))
         else:
             try:
-                for position, result, error in executors.completed(executor, _run_point, runs, [points[i] for i in missing]):
-                    index = missing[position]
+                for position, task_results, error in executors.completed(executor, _run_task, runs,
+                                                                          [[points[i] for i in task] for task in tasks]):
+                    task = tasks[position]
                     if error is not None:
-                        failed.append((points[index], error))
+                        failed += [(points[index], error) for index in task]
                         continue
-                    results[index] = result
-                    if cache:  # the caller writes: workers need no shared disk
-                        store.write_json(paths[index], {"config": _encode(points[index]), "result": result})
-                    bar.update()
+                    for index, result in zip(task, task_results):
+                        results[index] = result
+                        if cache:  # the caller writes: workers need no shared disk
+                            store.write_json(paths[index], {"config": _encode(points[index]), "result": result})
+                    bar.update(len(task))
             except BaseException:  # Ctrl-C, say: the session's workers must not go on with runs nobody collects
                 if local is not None:
                     executors.discard_shared(local.workers)
@@ -245,3 +291,4 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
     table = pd.DataFrame(rows)
     table.attrs.update(name=name, computed=len(missing), cached=len(points) - len(missing))
     return table
+

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from numbers import Integral
 
+import contextlib
+import contextvars
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -16,16 +18,36 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import prune as torch_prune
 from tqdm.auto import tqdm
 
 from . import config, gradients
 from .data import DataSet, TensorData
-from .device import autocast, generator, run_seed
+from .device import autocast, generator, random_state_kept, run_seed
 from .history import Callback, EarlyStopping, History, Record  # noqa: F401  (gt.train.History and friends)
 from .losses import mean_loss, per_example_loss
 from .models import StackedMLP
+from .sweep import sweep
 
 OptimizerSpec = str | Callable[[Any], torch.optim.Optimizer]
+
+
+class TrainingOutsideCache(RuntimeError):
+    """gt.fit was called while GENTOOLS_CACHED_ONLY is set (gentools.config.cached_only)."""
+
+
+_UNCACHED_ALLOWED = contextvars.ContextVar("training outside the cache allowed", default=False)
+
+
+@contextlib.contextmanager
+def uncached_training():
+    """Let fit train under GENTOOLS_CACHED_ONLY: for an exercise check's reference runs, which are not cached, so that
+    no file holds the numbers a student is asked to produce."""
+    token = _UNCACHED_ALLOWED.set(True)
+    try:
+        yield
+    finally:
+        _UNCACHED_ALLOWED.reset(token)
 
 
 class DivergedError(FloatingPointError):
@@ -106,6 +128,9 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], *, epochs: int, opt
     """
     _check_settings(epochs=epochs, lr=lr, weight_decay=weight_decay, momentum=momentum, batch_size=batch_size,
                     label_smoothing=label_smoothing)
+    if config.cached_only() and not _UNCACHED_ALLOWED.get():
+        raise TrainingOutsideCache("GENTOOLS_CACHED_ONLY is set, so every training run must come from the cache, but "
+                                   "gt.fit was called: train through gt.sweep or gt.fitted, whose results are cached.")
     if measure_every is None:
         measure_every = max(epochs, 1)
     if measure_every < 1:
@@ -187,6 +212,33 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], *, epochs: int, opt
         if record(epoch, running) and _measured(bar, history.final, callbacks, history, model):
             break
     return _finish(bar, callbacks, history, model)
+
+
+def fitted(build: Callable[[], nn.Module], data: DataSet, *, name: str, seed: int = 0,
+           **settings: Any) -> tuple[nn.Module, History]:
+    """A trained model, for the cells that need the model itself, trained once: build() (after
+    gt.seed_everything(seed)) trained by ``fit(model, data, seed=seed, **settings)``. Its weights and History are cached
+    as a gt.sweep run named `name`, so the notebook's next execution (a restarted kernel, the book build after the
+    tests) reads them instead of training again. Returns (model, history), the model on the data's device and in
+    training mode, as fit leaves it.
+    """
+    table = sweep(_fit_and_keep, grid=dict(seed=[seed]), name=name, fixed=dict(build=build, data=data, settings=settings))
+    with random_state_kept():
+        model = build().to(data.train.device)
+    weights = table["weights"].iloc[0]
+    model.load_state_dict({key: torch.as_tensor(np.asarray(weights[key]), dtype=value.dtype).reshape(value.shape)
+                           for key, value in model.state_dict().items()})
+    for module in model.modules():  # a pruned layer's weight is recomputed from its loaded original and mask
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, torch_prune.BasePruningMethod):
+                hook(module, ())
+    return model, table["history"].iloc[0]
+
+
+def _fit_and_keep(build: Callable[[], nn.Module], data: DataSet, settings: dict[str, Any], seed: int) -> dict:
+    model = build()
+    history = fit(model, data, seed=seed, **settings)
+    return {"history": history, "weights": model.state_dict()}
 
 
 def _measured(bar, shown: dict[str, float], callbacks: Sequence[Callback], history, model: nn.Module) -> bool:

@@ -66,8 +66,9 @@ def test_a_student_notebook_fails_only_in_its_exercises(student, path, monkeypat
     from gentools.nbexec import reliable_replies
 
     reliable_replies()
-    if OUTER_CACHE:  # the sweeps the notebook tests ran: the student's kernel reads them instead of training again
+    if OUTER_CACHE:  # the runs the notebook tests cached: the student's kernel reads them and trains nothing
         monkeypatch.setenv("GENTOOLS_CACHE", OUTER_CACHE)
+        monkeypatch.setenv("GENTOOLS_CACHED_ONLY", "1")
     notebook = nbformat.read(student / path.name, as_version=4)
     NotebookClient(notebook, timeout=int(os.environ.get("GENTOOLS_CELL_TIMEOUT", 300)), allow_errors=True,
                    kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()

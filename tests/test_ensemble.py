@@ -179,18 +179,35 @@ def test_width_groups_split_at_the_least_cost(overhead):
         assert len(groups) == 1
 
 
-def test_fit_widths_gives_a_row_per_data_set_width_and_seed(small_mnist1d):
+def test_fit_widths_gives_a_row_per_data_set_for_each_point(small_mnist1d):
     noisy = gt.data.corrupt_labels(small_mnist1d, 0.5, seed=0)
-    rows = gt.ensemble.fit_widths({"clean": small_mnist1d, "noisy": noisy}, [3, 12], depth=2, epochs=4, lr=0.05,
-                                  seeds=[0, 5], test_every=2)
-    assert [(row["data"], row["width"], row["seed"]) for row in rows] == [
-        (data, width, seed) for data in ("clean", "noisy") for width in (3, 12) for seed in (0, 5)]
-    for row in rows:
+    points = [{"width": width, "seed": seed} for width in (3, 12) for seed in (0, 5)]
+    results = gt.ensemble.fit_widths(points, {"clean": small_mnist1d, "noisy": noisy}, depth=2, epochs=4, lr=0.05,
+                                     measure_every=2)
+    assert [[(row["data"], row["width"], row["seed"]) for row in rows] for rows in results] == [
+        [(data, point["width"], point["seed"]) for data in ("clean", "noisy")] for point in points]
+    for row in (row for rows in results for row in rows):
         assert row["parameters"] == gt.models.count_parameters(gt.models.MLP(40, [row["width"]] * 2, 10))
         assert len(row["test_error_curve"]) == 2 and row["early_stopped_test_error"] == min(row["test_error_curve"])
         assert row["test_error"] == pytest.approx(row["test_error_curve"][-1], abs=1e-6)
     torch.manual_seed(5)
     alone = gt.models.MLP(40, [12, 12], 10)
     gt.fit(alone, noisy, epochs=4, optimizer="sgd", lr=0.05, momentum=0.9, batch_size=100, seed=5)
-    assert rows[7]["test_error"] == pytest.approx(1 - gt.evaluate(alone, noisy.test, n_classes=10)["acc"], abs=1e-6)
-    assert rows[7]["train_error"] == pytest.approx(1 - gt.evaluate(alone, noisy.train, n_classes=10)["acc"], abs=1e-6)
+    noisy_12_5 = results[3][1]
+    assert noisy_12_5["test_error"] == pytest.approx(1 - gt.evaluate(alone, noisy.test, n_classes=10)["acc"], abs=1e-6)
+    assert noisy_12_5["train_error"] == pytest.approx(1 - gt.evaluate(alone, noisy.train, n_classes=10)["acc"], abs=1e-6)
+
+
+def test_a_width_sweep_trains_its_points_in_stacks_and_a_new_width_alone(small_mnist1d, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
+    stacks = []
+    fit = gt.ensemble.fit
+    monkeypatch.setattr(gt.ensemble, "fit", lambda nets, *args, **kwargs: stacks.append(len(nets)) or fit(nets, *args, **kwargs))
+    options = dict(fixed=dict(data={"clean": small_mnist1d}, epochs=2), name="widths")
+    first = gt.sweep(gt.ensemble.fit_widths, grid=dict(width=[4, 5, 6], seed=[0, 1]), **options)
+    assert first.attrs["computed"] == 6 and len(stacks) < 6 and sum(stacks) == 6  # packed: fewer stacks than runs
+    assert first[["width", "seed"]].values.tolist() == [[w, s] for w in (4, 5, 6) for s in (0, 1)]
+    stacks.clear()
+    grown = gt.sweep(gt.ensemble.fit_widths, grid=dict(width=[4, 5, 6, 7], seed=[0, 1]), **options)
+    assert grown.attrs["computed"] == 2 and stacks == [2]  # the new width's two seeds, one stack
+    assert grown.iloc[:6].drop(columns=[]).equals(first)

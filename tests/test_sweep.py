@@ -374,13 +374,13 @@ def test_a_run_may_return_several_rows(sweep_cache):
 def test_a_local_process_pool_gives_the_serial_table(tmp_path, monkeypatch):
     monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
     data = gt.data.load("mnist1d", n_train=200, n_test=100, seed=0, device="cpu")
-    options = dict(grid=dict(widths=[[4], [8, 16]]), fixed=dict(data={"clean": data}, depth=2, epochs=2, progress=False),
+    options = dict(grid=dict(width=[4, 8, 16]), fixed=dict(data={"clean": data}, depth=2, epochs=2, progress=False),
                    name="pool", cache=False, progress=False)
     serial = gt.sweep(gt.ensemble.fit_widths, **options)
     with gt.executors.processes(2) as pool:
         pooled = gt.sweep(gt.ensemble.fit_widths, executor=pool, **options)
     assert list(pooled["width"]) == [4, 8, 16]
-    assert pooled.drop(columns="widths").equals(serial.drop(columns="widths"))
+    assert pooled.equals(serial)
 
 
 def test_a_local_process_pool_runs_functions_no_worker_could_import(tmp_path, monkeypatch):
@@ -399,7 +399,7 @@ def test_gentools_workers_sends_the_points_to_local_processes_and_keeps_what_can
 
     monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
     monkeypatch.setenv("GENTOOLS_WORKERS", "2")
-    table = gt.sweep(gt.ensemble.fit_widths, grid=dict(widths=[[3], [5]]), name="workers", progress=False,
+    table = gt.sweep(gt.ensemble.fit_widths, grid=dict(width=[3, 5]), name="workers", progress=False,
                      fixed=dict(data={"clean": gt.data.load("mnist1d", n_train=100, n_test=50, seed=0, device="cpu")},
                                 epochs=1, progress=False))
     pids = gt.sweep(lambda x: {"pid": os.getpid()}, grid=dict(x=[1, 2, 3, 4]), name="pids", cache=False)
@@ -443,7 +443,7 @@ def test_an_interrupted_sweep_stops_the_sessions_workers(tmp_path, monkeypatch):
     from gentools import executors
 
     def interrupt(*args, **kwargs):
-        yield 0, {"y": 1}, None
+        yield 0, [{"y": 1}], None  # the first task's results, one per point
         raise RuntimeError("interrupted")  # as Ctrl-C would (a KeyboardInterrupt would stop pytest itself)
 
     executors.discard_shared(2)  # a fresh pool whose workers have started
@@ -457,3 +457,52 @@ def test_an_interrupted_sweep_stops_the_sessions_workers(tmp_path, monkeypatch):
     assert 2 not in executors._SHARED  # the next sweep starts fresh workers
     assert not any(_running(process.pid) for process in processes)
     assert gt.sweep(lambda x: {"y": x}, grid=dict(x=[1, 2, 3]), name="interrupted").attrs["cached"] == 1  # the first result was kept
+
+
+def test_fitted_trains_once_and_gives_back_the_same_model(sweep_cache, small_mnist1d, monkeypatch):
+    def build():
+        return gt.models.MLP(40, [16], 10)
+
+    gt.seed_everything(3)
+    by_hand = build()
+    by_hand_history = gt.fit(by_hand, small_mnist1d, epochs=2, lr=1e-2, seed=3)
+    model, history = gt.fitted(build, small_mnist1d, name="one-model", seed=3, epochs=2, lr=1e-2)
+    untimed = lambda final: {key: value for key, value in final.items() if key != "time"}  # noqa: E731
+    assert untimed(history.final) == untimed(by_hand_history.final)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), by_hand.state_dict().values()))
+    monkeypatch.setenv("GENTOOLS_CACHED_ONLY", "1")  # from here on, any training raises
+    again, again_history = gt.fitted(build, small_mnist1d, name="one-model", seed=3, epochs=2, lr=1e-2)
+    assert again_history.final == history.final
+    assert gt.evaluate(again, small_mnist1d.test, n_classes=10) == gt.evaluate(model, small_mnist1d.test, n_classes=10)
+    with pytest.raises(gt.train.TrainingOutsideCache, match="GENTOOLS_CACHED_ONLY"):
+        gt.fitted(build, small_mnist1d, name="one-model", seed=3, epochs=3, lr=1e-2)  # another setting: not cached
+
+
+def test_fitted_restores_a_pruned_models_masked_weights(sweep_cache, small_mnist1d):
+    def build():
+        net = gt.models.MLP(40, [16], 10)
+        gt.prune.apply_masks(net, gt.prune.magnitude_masks(net, 0.5))
+        return net
+
+    trained, _ = gt.fitted(build, small_mnist1d, name="pruned", epochs=2)
+    read, _ = gt.fitted(build, small_mnist1d, name="pruned", epochs=2)
+    for a, b in zip(gt.prune.layers(trained).values(), gt.prune.layers(read).values()):
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.weight, a.weight_orig * a.weight_mask)
+
+
+def test_a_run_here_leaves_the_random_generators_as_it_found_them(sweep_cache):
+    def noisy(seed):
+        return {"draw": float(torch.rand(1))}
+
+    gt.seed_everything(11)
+    gt.sweep(noisy, grid=dict(seed=[0, 1]), name="noisy")  # computed here
+    computed = float(torch.rand(1))
+    gt.seed_everything(11)
+    gt.sweep(noisy, grid=dict(seed=[0, 1]), name="noisy")  # read from the cache
+    assert float(torch.rand(1)) == computed
+
+
+def test_adding_a_point_to_the_grid_computes_that_point_only(sweep_cache):
+    gt.sweep(square, grid=dict(x=[1, 2], seed=[0]), name="grow")
+    grown = gt.sweep(square, grid=dict(x=[1, 2, 3], seed=[0]), name="grow")
+    assert grown.attrs["computed"] == 1 and CALLS == [(1, 0), (2, 0), (3, 0)]
