@@ -3,7 +3,7 @@
 `import gentools as gt`, then gt.setup(), gt.data.load(...), gt.fit(...), gt.sweep(...), gt.claim(...).
 """
 from . import attacks, biasvar, checks, config, data, device, ensemble, executors, fingerprint, gradients, kernels, linear, losses, models, paper, plots, prune, regularize, stats, train
-from .claims import check, check_close, claim
+from .claims import claim
 from .config import pick, scale
 from .device import seed_everything
 from .session import setup
@@ -13,6 +13,6 @@ from .train import EarlyStopping, History, evaluate, fit, fitted
 __version__ = "0.1.0"
 
 __all__ = [
-    "EarlyStopping", "History", "attacks", "biasvar", "check", "check_close", "checks", "claim", "config", "data", "device", "ensemble",
+    "EarlyStopping", "History", "attacks", "biasvar", "checks", "claim", "config", "data", "device", "ensemble",
     "evaluate", "executors", "fit", "fitted", "gradients", "kernels", "linear", "losses", "models", "packed", "paper", "pick", "plots", "prune", "regularize", "scale", "seed_everything", "setup", "stats", "sweep", "SweepIncomplete", "train",
 ]

@@ -70,9 +70,9 @@ def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
     return (model(x).argmax(1) == y).float().mean().item()
 
 
-def robust_accuracy(model: nn.Module, data: TensorData, eps: float, *, attack: str = "pgd", bounds: Bounds = None,
+def robust_accuracy(model: nn.Module, split: TensorData, eps: float, *, attack: str = "pgd", bounds: Bounds = None,
                     batch_size: int = 1000, restarts: int = 1, **options) -> float:
-    """Accuracy on `data` when every example is first perturbed by `attack` ('fgsm' or 'pgd') with budget eps.
+    """Accuracy on `split` when every example is first perturbed by `attack` ('fgsm' or 'pgd') with budget eps.
     With `restarts` > 1 (PGD only), PGD runs that many times from random starts (Madry et al. 2018) and an example
     counts as correct only if it survives every run: a stronger test, and a common check for gradient masking."""
     attacks = {"fgsm": fgsm, "pgd": pgd}
@@ -85,7 +85,7 @@ def robust_accuracy(model: nn.Module, data: TensorData, eps: float, *, attack: s
     model.eval()
     try:
         correct = 0.0
-        for batch, (x, y) in enumerate(data.batches(batch_size, shuffle=False)):
+        for batch, (x, y) in enumerate(split.batches(batch_size, shuffle=False)):
             if eps == 0:
                 correct += _accuracy(model, x, y) * len(y)
                 continue
@@ -100,7 +100,7 @@ def robust_accuracy(model: nn.Module, data: TensorData, eps: float, *, attack: s
             correct += survived.float().sum().item()
     finally:
         model.train(was_training)
-    return correct / len(data)
+    return correct / len(split)
 
 
 @torch.no_grad()

@@ -118,27 +118,3 @@ def _show(result: Claim) -> None:
         display({"text/plain": str(result), "text/html": result._repr_html_()}, raw=True)
     else:
         print(result)
-
-
-def _array(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=float)
-
-
-def check(condition: Any, hint: str) -> None:
-    """For exercises: say so when `condition` holds, or fail with a hint."""
-    if not bool(condition):
-        raise CheckFailed(f"Not yet: {hint}")
-    print("✔ correct")
-
-
-def check_close(actual: Any, expected: Any, hint: str, rtol: float = 1e-5, atol: float = 1e-8) -> None:
-    """For exercises: `actual` must equal `expected` to the given tolerance."""
-    actual_arr, expected_arr = _array(actual), _array(expected)
-    if actual_arr.shape != expected_arr.shape:
-        raise CheckFailed(f"Not yet: expected shape {expected_arr.shape}, got {actual_arr.shape}. {hint}")
-    if not np.allclose(actual_arr, expected_arr, rtol=rtol, atol=atol, equal_nan=False):
-        worst = float(np.max(np.abs(actual_arr - expected_arr))) if actual_arr.size else math.nan
-        raise CheckFailed(f"Not yet: off by up to {worst:.3g}. {hint}")
-    print("✔ correct")

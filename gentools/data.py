@@ -322,9 +322,9 @@ def gaussian_inputs(data: DataSet, seed: int = 0) -> DataSet:
     return _map_inputs(data, lambda x, _: mean + std * torch.randn(x.shape, generator=gen).to(x.device))
 
 
-def randomization_conditions(data: DataSet, p: float = 0.5, seed: int = 0) -> dict[str, DataSet]:
+def randomization_conditions(data: DataSet, fraction: float = 0.5, seed: int = 0) -> dict[str, DataSet]:
     """Zhang et al.'s randomization tests for one data set, by name: true labels, labels corrupted with probability
-    p, random labels, shuffled pixels, random pixels and Gaussian inputs. Test labels stay true in all six."""
-    return {"true labels": data, f"corrupted labels (p = {p})": corrupt_labels(data, p, seed),
+    `fraction` (named with Zhang et al.'s p), random labels, shuffled pixels, random pixels and Gaussian inputs. Test labels stay true in all six."""
+    return {"true labels": data, f"corrupted labels (p = {fraction})": corrupt_labels(data, fraction, seed),
             "random labels": random_labels(data, seed), "shuffled pixels": shuffle_pixels(data, seed),
             "random pixels": random_pixels(data, seed), "Gaussian inputs": gaussian_inputs(data, seed)}

@@ -99,9 +99,9 @@ def _norms_and_sum_linear(model: nn.Module, layers: list[nn.Linear], x: Tensor, 
     return norms, total
 
 
-def coherence(model: nn.Module, data: TensorData, *, loss: str = "cross_entropy", n_classes: int | None = None,
+def coherence(model: nn.Module, split: TensorData, *, loss: str = "cross_entropy", n_classes: int | None = None,
               batch_size: int = 1024) -> Coherence:
-    """The coherence of the per-example gradients of `model` over all of `data` (Chatterjee & Zielinski 2022).
+    """The coherence of the per-example gradients of `model` over all of `split` (Chatterjee & Zielinski 2022).
 
     Measured in eval mode. For networks whose parameters all sit in nn.Linear layers the per-example gradients are
     never formed (their norms come from one backward pass a batch); for others they are formed 64 at a time.
@@ -109,11 +109,11 @@ def coherence(model: nn.Module, data: TensorData, *, loss: str = "cross_entropy"
     each = per_example_loss(loss, n_classes)
     was_training = model.training
     model.eval()
-    sum_sq = torch.zeros((), device=data.device, dtype=torch.float64)
+    sum_sq = torch.zeros((), device=split.device, dtype=torch.float64)
     total: Tensor | None = None
     layers = _linear_only(model)
     try:
-        for x, y in data.batches(batch_size, shuffle=False):
+        for x, y in split.batches(batch_size, shuffle=False):
             if layers is not None:
                 try:
                     norms, batch_total = _norms_and_sum_linear(model, layers, x, y, each)
@@ -129,7 +129,7 @@ def coherence(model: nn.Module, data: TensorData, *, loss: str = "cross_entropy"
             total = batch_total.double() if total is None else total + batch_total.double()
     finally:
         model.train(was_training)
-    m = len(data)
+    m = len(split)
     return Coherence(alpha=float(total.pow(2).sum() / m ** 2 / (sum_sq / m)), m=m)
 
 

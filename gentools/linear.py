@@ -126,14 +126,15 @@ def random_fourier_features(x: Tensor, n_features: int, bandwidth: float, seed: 
     return np.sqrt(2 / n_features) * torch.cos(x @ directions + phases)
 
 
-def random_features_errors(p: int, train, valid, test, classes: int = 10,
-                           ridges=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0), seeds: int = 3) -> dict[str, float]:
+def random_features_errors(p: int, train, valid, test, n_classes: int = 10,
+                           ridges=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0), draws: int = 3) -> dict[str, float]:
     """Least-squares read-outs of p random ReLU features (Belkin et al.'s model-wise double descent) on class labels
-    (one-hot targets), averaged over `seeds` draws of the features: the minimum-norm solution's test squared error
-    and test error, and the test error of the ridge (from `ridges`) with the lowest validation squared error.
+    (one-hot targets), averaged over `draws` draws of the features (seeds 0, 1, ...): the minimum-norm solution's
+    test squared error and test error, and the test error of the ridge (from `ridges`) with the lowest validation
+    squared error.
     `train`, `valid`, `test`: splits (gt.data.TensorData)."""
     def one_hot(y: Tensor) -> Tensor:
-        return torch.nn.functional.one_hot(y, classes).double()
+        return torch.nn.functional.one_hot(y, n_classes).double()
 
     def mse(f: Tensor, w: Tensor, y: Tensor) -> float:
         return float(((f @ w - one_hot(y)) ** 2).sum(1).mean())
@@ -142,7 +143,7 @@ def random_features_errors(p: int, train, valid, test, classes: int = 10,
         return float(((f @ w).argmax(1) != y).double().mean())
 
     results = []
-    for seed in range(seeds):
+    for seed in range(draws):
         f_train, f_valid, f_test = (random_relu_features(part.x, p, seed) for part in (train, valid, test))
         minimum_norm = least_squares(f_train, one_hot(train.y))
         tuned = min((least_squares(f_train, one_hot(train.y), ridge=r) for r in ridges), key=lambda w: mse(f_valid, w, valid.y))

@@ -9,7 +9,7 @@ mechanism that cannot be forgotten or bypassed.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from .data import DataSet
 from .device import device as default_device
 from .device import generator
 from .models import StackedMLP
+from .sweep import packed
 from .train import Callback, fit
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -200,19 +201,23 @@ def ticket(model: nn.Module, mask: dict[str, Tensor], state: dict[str, Tensor]) 
     return apply_masks(rewind(copy.deepcopy(model), state), mask)
 
 
-def lottery(data: DataSet, widths: Sequence[int], *, seeds: Sequence[int], rounds: int, epochs: int,
+@packed()
+def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence[int], *, rounds: int, epochs: int,
             control_rounds: Sequence[int] = (), fraction: float = 0.2, output_fraction: float = 0.1,
             optimizer: str = "adam", lr: float = 1.2e-3, batch_size: int = 100, reinit_offset: int = 10_000,
-            progress: bool | None = None) -> list[dict]:
-    """Iterative magnitude pruning of MLPs in -> widths -> classes for several seeds at once, with both controls.
+            progress: bool | None = None) -> list[list[dict]]:
+    """Iterative magnitude pruning of MLPs in -> widths -> classes, with both controls: a packed run function for
+    gt.sweep over `seed`, which trains all the seeds it is given at once.
 
     Each round trains, as one stack (gt.models.StackedMLP with masks), every seed's ticket (its mask, its original
     initial weights: rewinding to step 0) and, in `control_rounds`, the two controls: the same mask re-initialised
     (seed + reinit_offset) and a random mask with the same number of weights per layer and the original weights.
     Every member is judged at its early-stopping epoch, the one of lowest validation loss (data needs a valid split).
     Then each ticket loses `fraction` of its surviving weights in every layer (`output_fraction` in the last), by
-    the magnitude of its trained weights. One row per member and round: seed, round, remaining, variant,
-    best_epoch, test_acc, valid_loss; the last round's tickets also carry `first_layer_mask` (units x inputs)."""
+    the magnitude of its trained weights. Each point's result: one row per round and variant of its seed (seed,
+    round, remaining, variant, best_epoch, test_acc, valid_loss); the last round's ticket also carries
+    `first_layer_mask` (units x inputs)."""
+    seeds = [point["seed"] for point in points]
     if data.valid is None:
         raise ValueError("lottery() judges every network at its lowest validation loss: hold out a validation split first")
     in_features, classes = int(torch.tensor(data.input_shape).prod()), data.n_classes
@@ -246,4 +251,4 @@ def lottery(data: DataSet, widths: Sequence[int], *, seeds: Sequence[int], round
                 last = len(sizes) - 2
                 tickets[seed] = [_prune_smallest(nets.weights[layer][i].detach().abs(), tickets[seed][layer],
                                                  output_fraction if layer == last else fraction) for layer in range(last + 1)]
-    return rows
+    return [[row for row in rows if row["seed"] == seed] for seed in seeds]

@@ -167,7 +167,7 @@ def test_absent_torchvision_data_says_what_to_download_and_where(tmp_path, name,
 
 
 def test_randomization_conditions_change_only_what_they_name(small_mnist1d):
-    conditions = gt.data.randomization_conditions(small_mnist1d, p=0.5, seed=3)
+    conditions = gt.data.randomization_conditions(small_mnist1d, fraction=0.5, seed=3)
     assert list(conditions) == ["true labels", "corrupted labels (p = 0.5)", "random labels", "shuffled pixels",
                                 "random pixels", "Gaussian inputs"]
     for name, data in conditions.items():

@@ -212,11 +212,11 @@ def test_sgd_from_zero_walks_to_the_minimum_norm_interpolant():
 def test_random_features_errors_follow_their_definitions():
     digits = gt.data.load("digits", test_fraction=0.4, seed=0)
     train, valid, test = digits.train.subset(slice(0, 60)), digits.train.subset(slice(60, 120)), digits.test
-    row = gt.linear.random_features_errors(30, train, valid, test, seeds=1)
+    row = gt.linear.random_features_errors(30, train, valid, test, draws=1)
     features = gt.linear.random_relu_features(train.x, 30, 0)
     w = torch.linalg.lstsq(features, torch.nn.functional.one_hot(train.y, 10).double()).solution  # 30 < 60: plain least squares
     predictions = gt.linear.random_relu_features(test.x, 30, 0) @ w
     assert row["test_error"] == pytest.approx((predictions.argmax(1) != test.y).double().mean().item())
     assert row["test_mse"] == pytest.approx(((predictions - torch.nn.functional.one_hot(test.y, 10)) ** 2).sum(1).mean().item())
-    at_threshold = gt.linear.random_features_errors(60, train, valid, test, seeds=2)
+    at_threshold = gt.linear.random_features_errors(60, train, valid, test, draws=2)
     assert at_threshold["test_mse"] > row["test_mse"] and at_threshold["ridge_test_error"] < at_threshold["test_error"]

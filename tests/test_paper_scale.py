@@ -10,7 +10,7 @@ import gentools as gt
 
 def test_chapter4_randomization_on_cifar10(fake_cifar10):
     cifar = gt.data.load("cifar10")
-    conditions = gt.data.randomization_conditions(cifar.replace(train=cifar.train.subset(slice(0, 40))), p=0.5, seed=1)
+    conditions = gt.data.randomization_conditions(cifar.replace(train=cifar.train.subset(slice(0, 40))), fraction=0.5, seed=1)
     rows = gt.ensemble.fit_each(conditions, [16], epochs=2, lr=1e-3, batch_size=20)
     assert [row["data"] for row in rows] == list(conditions) == [
         "true labels", "corrupted labels (p = 0.5)", "random labels", "shuffled pixels", "random pixels", "Gaussian inputs"]

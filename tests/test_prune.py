@@ -89,7 +89,7 @@ def test_convolutions_can_have_their_own_rate():
 
 def test_the_stacked_lottery_finds_the_same_tickets_as_pruning_one_network_at_a_time(small_mnist1d):
     data = small_mnist1d.hold_out(0.25, seed=0)
-    rows = prune.lottery(data, [16, 8], seeds=[0], rounds=2, epochs=3, lr=3e-3)
+    (rows,) = prune.lottery([{"seed": 0}], data, [16, 8], rounds=2, epochs=3, lr=3e-3)
 
     def train(net, callbacks=()):
         history = gt.fit(net, data, epochs=3, optimizer="adam", lr=3e-3, batch_size=100, seed=0, callbacks=callbacks)
@@ -111,7 +111,9 @@ def test_the_stacked_lottery_finds_the_same_tickets_as_pruning_one_network_at_a_
 
 def test_lottery_controls_keep_the_tickets_layer_sizes(small_mnist1d):
     data = small_mnist1d.hold_out(0.25, seed=0)
-    rows = prune.lottery(data, [12], seeds=[0, 1], rounds=3, epochs=2, control_rounds=[3])
+    per_seed = prune.lottery([{"seed": 0}, {"seed": 1}], data, [12], rounds=3, epochs=2, control_rounds=[3])
+    assert [{row["seed"] for row in rows} for rows in per_seed] == [{0}, {1}]  # each point gets its own seed's rows
+    rows = per_seed[0] + per_seed[1]
     last = [row for row in rows if row["round"] == 3]
     assert sorted((row["variant"], row["seed"]) for row in last) == sorted(
         (variant, seed) for variant in ("winning ticket", "re-initialised", "random mask") for seed in (0, 1))
@@ -119,7 +121,7 @@ def test_lottery_controls_keep_the_tickets_layer_sizes(small_mnist1d):
     assert last[0]["remaining"] == pytest.approx((480 * 0.8 ** 3 + 120 * 0.9 ** 3) / 600, abs=0.005)  # 20% a round, 10% at the output
     assert all(0 < row["best_epoch"] <= 2 and 0 <= row["test_acc"] <= 1 for row in rows)
     with pytest.raises(ValueError, match="validation split"):
-        prune.lottery(small_mnist1d, [4], seeds=[0], rounds=1, epochs=1)
+        prune.lottery([{"seed": 0}], small_mnist1d, [4], rounds=1, epochs=1)
 
 
 def test_a_masked_stack_keeps_pruned_weights_silent(small_mnist1d):
