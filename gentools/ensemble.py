@@ -53,7 +53,7 @@ def _width_packs(points: list[dict], data: Mapping[Hashable, DataSet], *, depth:
     return [[i for i, width in enumerate(widths) if width in group] for group in groups]
 
 
-@packed(_width_packs)
+@packed(keys=("width", "seed"), packs=_width_packs)
 def fit_widths(points: Sequence[Mapping[str, int]], data: Mapping[Hashable, DataSet], *, epochs: int, depth: int = 1,
                optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
                batch_size: int = 100, loss: str = "cross_entropy", measure_every: int | None = None,

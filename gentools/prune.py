@@ -201,7 +201,7 @@ def ticket(model: nn.Module, mask: dict[str, Tensor], state: dict[str, Tensor]) 
     return apply_masks(rewind(copy.deepcopy(model), state), mask)
 
 
-@packed()
+@packed(keys=("seed",))
 def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence[int], *, rounds: int, epochs: int,
             control_rounds: Sequence[int] = (), fraction: float = 0.2, output_fraction: float = 0.1,
             optimizer: str = "adam", lr: float = 1.2e-3, batch_size: int = 100, reinit_offset: int = 10_000,

@@ -82,18 +82,32 @@ class _Runs:
     seed_offset: int = 0  # the caller's GENTOOLS_SEED, which a worker elsewhere may not have in its environment
 
 
-def packed(packs: Callable[..., list[list[int]]] | None = None):
-    """Mark a run function that trains several points of a sweep together (a stack of networks, say): gt.sweep then
-    calls it as fn(points, **fixed), with a list of the grid's points, and it returns one result per point, in order.
-    `packs(points, **fixed)` splits the points a sweep has to compute into lists of positions, the points that train
-    together (default: all of them at once). Each point is still cached on its own, so adding one to the grid
-    computes that one."""
+@dataclass(frozen=True)
+class _Packing:
+    keys: tuple[str, ...]  # the point keys the run function reads
+    packs: Callable[..., list[list[int]]]
 
-    def mark(fn: Callable) -> Callable:
-        fn.packs = packs or (lambda points, **fixed: [list(range(len(points)))])
-        return fn
+
+def packed(fn: Callable | None = None, /, *, keys: Sequence[str] = (),
+           packs: Callable[..., list[list[int]]] | None = None):
+    """Mark a run function that trains several points of a sweep together (a stack of networks, say):
+    ``@gt.packed(keys=("width", "seed"))``. gt.sweep then calls it as fn(points, **fixed), with a list of points
+    (dicts of those keys), and it returns one result per point, in order; a grid with any other key is refused,
+    since the function would never see it. `packs(points, **fixed)` splits the points a sweep has to compute into
+    lists of positions, the points that train together (default: all of them at once). Each point is still cached on
+    its own, so adding one to the grid computes that one. A pack is seeded with 0: the function seeds its members."""
+    if fn is not None or not keys:
+        raise TypeError("gt.packed needs the point keys the function reads: @gt.packed(keys=('width', 'seed')).")
+
+    def mark(run: Callable) -> Callable:
+        run._gentools_packed = _Packing(tuple(keys), packs or (lambda points, **fixed: [list(range(len(points)))]))
+        return run
 
     return mark
+
+
+def _packing(fn: Callable) -> _Packing | None:
+    return getattr(fn, "_gentools_packed", None)
 
 
 def _result(result: Any) -> Any:
@@ -113,7 +127,7 @@ def _run_task(runs: _Runs, points: list[dict[str, Any]]) -> list[Any]:
         torch.set_num_threads(runs.threads)
         os.environ["GENTOOLS_SEED"] = str(runs.seed_offset)
     with random_state_kept():
-        if getattr(runs.fn, "packs", None) is None:
+        if _packing(runs.fn) is None:
             (point,) = points
             seed_everything(int(point.get("seed", 0)))
             return [_result(runs.fn(**runs.fixed, **point))]
@@ -188,12 +202,12 @@ def _read_cached(path: Path, run_config: dict[str, Any]) -> dict[str, Any] | Non
 
 def _tasks(fn: Callable, fixed: dict[str, Any], points: list[dict[str, Any]], missing: list[int]) -> list[list[int]]:
     """The missing points as tasks: one each, or a packed run function's packs (lists of indices into `points`)."""
-    packs = getattr(fn, "packs", None)
-    if packs is None or not missing:
+    packing = _packing(fn)
+    if packing is None or not missing:
         return [[index] for index in missing]
-    groups = packs([points[index] for index in missing], **fixed)
+    groups = [list(group) for group in packing.packs([points[index] for index in missing], **fixed)]
     if sorted(position for group in groups for position in group) != list(range(len(missing))):
-        raise ValueError(f"{getattr(fn, '__name__', fn)}.packs must split the points into packs, each point in one pack; "
+        raise ValueError(f"The packs of {getattr(fn, '__name__', fn)} must split the points, each point in one pack; "
                          f"got {groups} for {len(missing)} points.")
     return [[missing[position] for position in group] for group in groups if group]
 
@@ -207,7 +221,7 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
     (one per round, variant or seed measured inside the run), each with the point's columns. Each point is seeded
     with its own `seed` entry (0 if none; shifted by GENTOOLS_SEED, which is part of the cache key) before it runs;
     runs are saved as they finish. A run function marked with gt.packed trains the missing points in packs, one
-    call per pack, and each point is cached on its own. `executor` runs the points elsewhere: a dask.distributed Client (or its
+    call per pack (seeded with 0), and each point is cached on its own. `executor` runs the points elsewhere: a dask.distributed Client (or its
     get_executor()), a concurrent.futures executor, or anything with submit(); without one, the points run on GENTOOLS_WORKERS local processes if that is more than 1 (on the CPU), else here;
     worker processes use `worker_threads` PyTorch threads. If runs fail there, the others are kept and
     SweepIncomplete says which failed; a rerun computes only those. The table (a pandas DataFrame) has one row a
@@ -220,6 +234,10 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
         raise ValueError(f"Sweep name {name!r} must be letters, digits, '_', '-' or '.' (it names a folder).")
     fixed = dict(fixed or {})
     keys = list(grid)
+    if (packing := _packing(fn)) is not None and set(keys) - set(packing.keys):
+        raise ValueError(f"{getattr(fn, '__name__', fn)} trains points of {', '.join(packing.keys)} only, so the grid's "
+                         f"{', '.join(sorted(set(keys) - set(packing.keys)))} would label runs it never saw; pass such "
+                         "settings in fixed=, or sweep over them in separate sweeps.")
     points = [dict(zip(keys, values)) for values in itertools.product(*(list(grid[key]) for key in keys))]
     folder = config.cache_dir() / "sweeps" / name
     code = _fingerprint(fn, fixed, name) if cache else None
@@ -228,7 +246,8 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
     paths = [folder / f"{store.digest({**common, 'point': _encode(point)})}.json" for point in points]
 
     results: list[Any] = [_read_cached(path, point) if cache else None for path, point in zip(paths, points)]
-    missing = [i for i, result in enumerate(results) if result is None]
+    first_of: dict[Path, int] = {}  # a point listed twice (a repeated width, say) is computed once
+    missing = [i for i, result in enumerate(results) if result is None and first_of.setdefault(paths[i], i) == i]
     if cache and missing:
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -286,9 +305,9 @@ def sweep(fn: Callable[..., Mapping[str, Any]], grid: Mapping[str, Sequence[Any]
                               f"{'cached' if cache else 'done'}; run the sweep again to compute only the missing ones.",
                               lost) from error
 
+    results = [results[first_of[path]] if result is None else result for path, result in zip(paths, results)]
     rows = [{**point, **row} for point, result in zip(points, results)
             for row in (_decode(result) if isinstance(result, list) else [_decode(result)])]
     table = pd.DataFrame(rows)
     table.attrs.update(name=name, computed=len(missing), cached=len(points) - len(missing))
     return table
-

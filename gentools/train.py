@@ -1,17 +1,17 @@
 """One training contract for every chapter: fit() trains one model, or a stack of K same-shaped ones
-(gt.models.StackedMLP: seeds, noise levels, label sets) at once, and returns History; evaluate() measures a split.
+(gt.models.StackedMLP: seeds, noise levels, label sets) at once, and returns History; evaluate() measures a split;
+fitted() trains one model through the cache, for the cells that need its weights.
 
 The loop keeps everything on the device: batches are index slices of resident tensors, the running loss
 is summed on the device, and the host reads numbers once an epoch (a stack: once a measurement), never per step.
 """
 from __future__ import annotations
 
-from numbers import Integral
-
 import contextlib
 import contextvars
 import math
 import time
+from numbers import Integral
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -130,7 +130,8 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], *, epochs: int, opt
                     label_smoothing=label_smoothing)
     if config.cached_only() and not _UNCACHED_ALLOWED.get():
         raise TrainingOutsideCache("GENTOOLS_CACHED_ONLY is set, so every training run must come from the cache, but "
-                                   "gt.fit was called: train through gt.sweep or gt.fitted, whose results are cached.")
+                                   "gt.fit was called: train through gt.sweep or gt.fitted, whose results are cached (if "
+                                   "you did, their cache missed, or was off: a warning above then says why).")
     if measure_every is None:
         measure_every = max(epochs, 1)
     if measure_every < 1:
@@ -226,6 +227,10 @@ def fitted(build: Callable[[], nn.Module], data: DataSet, *, name: str, seed: in
     with random_state_kept():
         model = build().to(data.train.device)
     weights = table["weights"].iloc[0]
+    if set(weights) != set(model.state_dict()):
+        raise ValueError(f"gt.fitted {name!r}: the trained model's weights ({', '.join(weights)}) are not those of a "
+                         f"model build() returns ({', '.join(model.state_dict())}); make every change to the model "
+                         "(masks, new layers) inside build().")
     model.load_state_dict({key: torch.as_tensor(np.asarray(weights[key]), dtype=value.dtype).reshape(value.shape)
                            for key, value in model.state_dict().items()})
     for module in model.modules():  # a pruned layer's weight is recomputed from its loaded original and mask

@@ -506,3 +506,47 @@ def test_adding_a_point_to_the_grid_computes_that_point_only(sweep_cache):
     gt.sweep(square, grid=dict(x=[1, 2], seed=[0]), name="grow")
     grown = gt.sweep(square, grid=dict(x=[1, 2, 3], seed=[0]), name="grow")
     assert grown.attrs["computed"] == 1 and CALLS == [(1, 0), (2, 0), (3, 0)]
+
+
+def test_a_packed_run_function_gets_its_points_in_packs_and_each_point_is_cached(sweep_cache):
+    calls = CALLS  # logged in a module (see _record), so that the log is not part of the key
+
+    @gt.packed(keys=("x", "seed"), packs=lambda points, offset: ([i for i, p in enumerate(points) if p["x"] < 3],
+                                                                  (i for i, p in enumerate(points) if p["x"] >= 3)))
+    def squares(points, offset):
+        _record.calls.append([(p["x"], p["seed"]) for p in points])
+        return [{"value": p["x"] ** 2 + offset} for p in points]
+
+    table = gt.sweep(squares, grid=dict(x=[1, 2, 3, 3], seed=[0]), name="packed", fixed=dict(offset=1))
+    assert table["value"].tolist() == [2, 5, 10, 10] and table.attrs["computed"] == 3
+    assert calls == [[(1, 0), (2, 0)], [(3, 0)]]  # two packs (a generator is a pack too); the repeated 3 runs once
+    again = gt.sweep(squares, grid=dict(x=[1, 2, 3, 4], seed=[0]), name="packed", fixed=dict(offset=1))
+    assert again.attrs["computed"] == 1 and calls[-1] == [(4, 0)]
+    with pytest.raises(ValueError, match="y would label runs it never saw"):
+        gt.sweep(squares, grid=dict(x=[1], y=[2]), name="packed", fixed=dict(offset=1))
+    with pytest.raises(TypeError, match="needs the point keys"):
+        gt.packed(squares)
+
+    @gt.packed(keys=("x",), packs=lambda points: [[0]])
+    def loses_a_point(points):
+        return [{"value": 0} for _ in points]
+
+    with pytest.raises(ValueError, match="must split the points"):
+        gt.sweep(loses_a_point, grid=dict(x=[1, 2]), name="lost")
+
+    @gt.packed(keys=("x",))
+    def one_short(points):
+        return [{"value": 0}]
+
+    with pytest.raises(TypeError, match="one result per point"):
+        gt.sweep(one_short, grid=dict(x=[1, 2]), name="short")
+
+
+def test_an_exercise_checks_own_reference_runs_may_train_under_cached_only(monkeypatch, small_mnist1d):
+    monkeypatch.setenv("GENTOOLS_CACHED_ONLY", "1")
+    with pytest.raises(gt.train.TrainingOutsideCache):
+        gt.fit(gt.models.MLP(40, [4], 10), small_mnist1d, epochs=1)
+    with gt.train.uncached_training():
+        gt.fit(gt.models.MLP(40, [4], 10), small_mnist1d, epochs=1)
+    with pytest.raises(gt.train.TrainingOutsideCache):  # and only inside
+        gt.fit(gt.models.MLP(40, [4], 10), small_mnist1d, epochs=1)
