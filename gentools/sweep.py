@@ -91,9 +91,9 @@ class _Packing:
 def packed(fn: Callable | None = None, /, *, keys: Sequence[str] = (),
            packs: Callable[..., list[list[int]]] | None = None):
     """Mark a run function that trains several points of a sweep together (a stack of networks, say):
-    ``@gt.packed(keys=("width", "seed"))``. gt.sweep then calls it as fn(points, **fixed), with a list of points
+    ``@gt.packed(keys=("width", "seed"))``. gt.sweep then calls it as ``fn(points, **fixed)``, with a list of points
     (dicts of those keys), and it returns one result per point, in order; a grid with any other key is refused,
-    since the function would never see it. `packs(points, **fixed)` splits the points a sweep has to compute into
+    since the function would never see it. ``packs(points, **fixed)`` splits the points a sweep has to compute into
     lists of positions, the points that train together (default: all of them at once). Each point is still cached on
     its own, so adding one to the grid computes that one. A pack is seeded with 0: the function seeds its members."""
     if fn is not None or not keys:
