@@ -99,7 +99,7 @@ def test_page_renders_offline(site, browser, page_path):
         assert page.locator("mjx-container").count() > 0, f"{page_path}: math was not typeset"
     text = page.inner_text("main")
     assert "$$" not in text, f"{page_path}: raw $$ left in the text"
-    assert "Claim(" not in text, f"{page_path}: a raw Claim object is shown where its sentence belongs"
+    assert "Claim(statement=" not in text, f"{page_path}: a raw Claim object is shown where its sentence belongs"
 
     # one search field in sight, and the sidebar's title not covered by anything
     searches = page.eval_on_selector_all(".search-button-field", "fields => fields.filter(f => f.offsetParent !== null).length")
