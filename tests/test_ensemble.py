@@ -210,4 +210,4 @@ def test_a_width_sweep_trains_its_points_in_stacks_and_a_new_width_alone(small_m
     stacks.clear()
     grown = gt.sweep(gt.ensemble.fit_widths, grid=dict(width=[4, 5, 6, 7], seed=[0, 1]), **options)
     assert grown.attrs["computed"] == 2 and stacks == [2]  # the new width's two seeds, one stack
-    assert grown.iloc[:6].drop(columns=[]).equals(first)
+    assert grown.iloc[:6].equals(first)
