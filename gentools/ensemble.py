@@ -14,6 +14,7 @@ from torch import Tensor
 from .data import DataSet, TensorData
 from .device import device as default_device
 from .models import StackedMLP, count_parameters
+from .settings import Settings
 from .sweep import packed
 from .train import fit
 
@@ -54,31 +55,28 @@ def _width_packs(points: list[dict], data: Mapping[Hashable, DataSet], *, depth:
 
 
 @packed(keys=("width", "seed"), packs=_width_packs)
-def fit_widths(points: Sequence[Mapping[str, int]], data: Mapping[Hashable, DataSet], *, epochs: int, depth: int = 1,
-               optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
-               batch_size: int = 100, loss: str = "cross_entropy", measure_every: int | None = None,
-               progress: bool | None = None) -> list[list[dict[str, object]]]:
+def fit_widths(points: Sequence[Mapping[str, int]], data: Mapping[Hashable, DataSet], settings: Settings | None = None,
+               *, depth: int = 1, progress: bool | None = None, **changes) -> list[list[dict[str, object]]]:
     """A packed run function for gt.sweep over `width` (and `seed`, default 0): for each point, an MLP with `depth`
     hidden layers of that width on each data set (same inputs, labels of their own: clean and noisy, say), all the
     points of a pack trained at once as one stack padded to the widest (StackedMLP's member_widths); a member from
-    seed s starts like MLP(...) after torch.manual_seed(s) and sees gt.fit's batch order for seed s. A point's result
-    is one row per data set: parameters, train and test error and loss after the last epoch; with `measure_every`,
-    also the test error every `measure_every` epochs and its lowest value (what optimal early stopping would give,
-    as Nakkiran et al. measure it)."""
+    seed s starts like MLP(...) after torch.manual_seed(s) and sees gt.fit's batch order for seed s; `settings` (and
+    `changes` to them) say how they train. A point's result is one row per data set: parameters, train and test
+    error and loss after the last epoch; with measure_every set, also the test error every measure_every epochs and
+    its lowest value (what optimal early stopping would give, as Nakkiran et al. measure it)."""
+    settings = Settings.of(settings, **changes)
     members = [(name, point["width"], point.get("seed", 0), k) for name in data for k, point in enumerate(points)]
     first = next(iter(data.values()))
     nets = StackedMLP(int(np.prod(first.input_shape)), [max(width for _, width, _, _ in members)] * depth, first.n_classes,
                       seeds=[seed for _, _, seed, _ in members], member_widths=[[w] * depth for _, w, _, _ in members])
     nets.to(default_device())  # the data sets may stay on the CPU (cheap to send to worker processes)
-    histories = fit(nets, [data[name] for name, *_ in members], epochs=epochs, optimizer=optimizer, lr=lr,
-                    momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, loss=loss,
-                    measure=["train", "test"], measure_every=measure_every, progress=progress)
+    histories = fit(nets, [data[name] for name, *_ in members], settings, measure=["train", "test"], progress=progress)
     rows: list[list[dict[str, object]]] = [[] for _ in points]
     for i, ((name, width, seed, k), history) in enumerate(zip(members, histories)):
         row = {"data": name, "width": width, "seed": seed, "parameters": count_parameters(nets.member(i))}
         for split in ("train", "test"):
             row[f"{split}_error"], row[f"{split}_loss"] = 1 - history.final[f"{split}_acc"], history.final[f"{split}_loss"]
-        if measure_every:
+        if settings.measure_every:
             errors = 1 - history["test_acc"][1:]  # measured every measure_every epochs: NaN in between
             errors = errors[~np.isnan(errors)]
             row["test_error_curve"], row["early_stopped_test_error"] = errors.tolist(), float(errors.min())
@@ -86,18 +84,17 @@ def fit_widths(points: Sequence[Mapping[str, int]], data: Mapping[Hashable, Data
     return rows
 
 
-def fit_each(data: Mapping[Hashable, DataSet], widths: Sequence[int], *, seeds: Sequence[int] = (0,), epochs: int,
-             activation: str = "relu", **options) -> list[dict[str, object]]:
+def fit_each(data: Mapping[Hashable, DataSet], widths: Sequence[int], settings: Settings | None = None, *,
+             seeds: Sequence[int] = (0,), activation: str = "relu", **changes) -> list[dict[str, object]]:
     """An MLP in -> widths -> out trained on each named data set (conditions, noise levels: same inputs' shape, same
-    split sizes) from each seed, all at once as one stack; `options` go to gt.fit (measured only at the end unless
-    measure_every says otherwise). One row per data set and seed: data, seed, every split's final loss and accuracy,
-    and the run's History (its running training loss and accuracy every epoch)."""
+    split sizes) from each seed, all at once as one stack, by gt.fit with `settings` (and `changes` to them). One row
+    per data set and seed: data, seed, every split's final loss and accuracy, and the run's History (its running
+    training loss and accuracy every epoch)."""
     members = [(name, seed) for name in data for seed in seeds]
     first = next(iter(data.values()))
     nets = StackedMLP(int(np.prod(first.input_shape)), widths, first.n_classes or first.train.y.shape[-1],
                       seeds=[seed for _, seed in members], activation=activation).to(default_device())
-    options.setdefault("measure_every", None)
-    histories = fit(nets, [data[name] for name, _ in members], epochs=epochs, **options)
+    histories = fit(nets, [data[name] for name, _ in members], settings, **changes)
     return [{"data": name, "seed": seed, **{key: value for key, value in history.final.items()
                                             if key.endswith(("_loss", "_acc"))},  # not the running ones
              "history": history} for (name, seed), history in zip(members, histories)]

@@ -20,6 +20,7 @@ from .data import DataSet
 from .device import device as default_device
 from .device import generator
 from .models import StackedMLP
+from .settings import Settings
 from .sweep import packed
 from .train import Callback, fit
 
@@ -179,17 +180,16 @@ def iterative_magnitude_pruning(model: nn.Module, train: Callable[[nn.Module], d
     return records
 
 
-def best_epoch_trainer(data: DataSet, *, epochs: int, lr: float, batch_size: int = 100, optimizer: str = "adam",
-                       seed: int = 0) -> Callable[..., dict]:
+def best_epoch_trainer(data: DataSet, settings: Settings | None = None, **changes) -> Callable[..., dict]:
     """The training step of iterative_magnitude_pruning as Frankle & Carbin judge it: train(net, callbacks=())
-    trains `net` for `epochs` with gt.fit and reports it at its early-stopping epoch, the one of lowest validation
-    loss (data needs a valid split): {'best_epoch', 'test_acc', 'valid_loss'} at that epoch."""
+    trains `net` with gt.fit and `settings` (and `changes` to them) and reports it at its early-stopping epoch, the
+    one of lowest validation loss (data needs a valid split): {'best_epoch', 'test_acc', 'valid_loss'} at that epoch."""
+    settings = Settings.of(settings, **changes).replace(measure=("valid", "test"), measure_every=1)
     if data.valid is None:
         raise ValueError("a network is judged at its lowest validation loss: hold out a validation split first")
 
     def train(net: nn.Module, callbacks: Sequence[Callback] = ()) -> dict:
-        history = fit(net, data, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed,
-                      callbacks=callbacks, measure=["valid", "test"])
+        history = fit(net, data, settings, callbacks=callbacks)
         best = history.best("valid_loss")
         return {"best_epoch": int(best["epoch"]), "test_acc": best["test_acc"], "valid_loss": best["valid_loss"]}
 
@@ -202,14 +202,13 @@ def ticket(model: nn.Module, mask: dict[str, Tensor], state: dict[str, Tensor]) 
 
 
 @packed(keys=("seed",))
-def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence[int], *, rounds: int, epochs: int,
-            control_rounds: Sequence[int] = (), fraction: float = 0.2, output_fraction: float = 0.1,
-            optimizer: str = "adam", lr: float = 1.2e-3, batch_size: int = 100, reinit_offset: int = 10_000,
-            progress: bool | None = None) -> list[list[dict]]:
+def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence[int], settings: Settings | None = None,
+            *, rounds: int, control_rounds: Sequence[int] = (), fraction: float = 0.2, output_fraction: float = 0.1,
+            reinit_offset: int = 10_000, progress: bool | None = None, **changes) -> list[list[dict]]:
     """Iterative magnitude pruning of MLPs in -> widths -> classes, with both controls: a packed run function for
     gt.sweep over `seed`, which trains all the seeds it is given at once.
 
-    Each round trains, as one stack (gt.models.StackedMLP with masks), every seed's ticket (its mask, its original
+    Each round trains by gt.fit with `settings` (and `changes` to them), as one stack (gt.models.StackedMLP with masks), every seed's ticket (its mask, its original
     initial weights: rewinding to step 0) and, in `control_rounds`, the two controls: the same mask re-initialised
     (seed + reinit_offset) and a random mask with the same number of weights per layer and the original weights.
     Every member is judged at its early-stopping epoch, the one of lowest validation loss (data needs a valid split).
@@ -218,6 +217,7 @@ def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence
     round, remaining, variant, best_epoch, test_acc, valid_loss); the last round's ticket also carries
     `first_layer_mask` (units x inputs)."""
     seeds = [point["seed"] for point in points]
+    settings = Settings.of(settings, **changes).replace(measure=("valid", "test"), measure_every=1)
     if data.valid is None:
         raise ValueError("lottery() judges every network at its lowest validation loss: hold out a validation split first")
     in_features, classes = int(torch.tensor(data.input_shape).prod()), data.n_classes
@@ -234,8 +234,7 @@ def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence
                 members.append(("random mask", seed, seed, [shuffled[i] for i in range(len(sizes) - 1)]))
         nets = StackedMLP(in_features, widths, classes, seeds=[init for _, _, init, _ in members]).to(dev)
         nets.set_masks([torch.stack([mask[layer] for *_, mask in members]) for layer in range(len(sizes) - 1)])
-        histories = fit(nets, data, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
-                        loss="cross_entropy", measure=["valid", "test"], progress=progress)
+        histories = fit(nets, data, settings, progress=progress)
         valid_loss = torch.tensor(np.array([h["valid_loss"][1:] for h in histories])).T  # (epochs, K)
         test_acc = torch.tensor(np.array([h["test_acc"][1:] for h in histories])).T
         best = valid_loss.argmin(0)

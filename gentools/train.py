@@ -11,7 +11,6 @@ import contextlib
 import contextvars
 import math
 import time
-from numbers import Integral
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,10 +26,8 @@ from .device import autocast, generator, random_state_kept, run_seed
 from .history import Callback, EarlyStopping, History, Record  # noqa: F401  (gt.train.History and friends)
 from .losses import mean_loss, per_example_loss
 from .models import StackedMLP
+from .settings import Settings
 from .sweep import sweep
-
-OptimizerSpec = str | Callable[[Any], torch.optim.Optimizer]
-
 
 class TrainingOutsideCache(RuntimeError):
     """gt.fit was called while GENTOOLS_CACHED_ONLY is set (gentools.config.cached_only)."""
@@ -54,17 +51,16 @@ class DivergedError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-def make_optimizer(spec: OptimizerSpec, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9) -> torch.optim.Optimizer:
-    """'sgd' (with momentum), 'adam', 'adamw', or a callable params -> optimizer."""
+def make_optimizer(settings: Settings, params) -> torch.optim.Optimizer:
+    """The optimiser `settings` name ('sgd' with momentum, 'adam', 'adamw', or a callable params -> optimizer)."""
+    spec, lr, weight_decay = settings.optimizer, settings.lr, settings.weight_decay
     if callable(spec):
         return spec(params)
     makers = {
-        "sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay),
+        "sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=settings.momentum, weight_decay=weight_decay),
         "adam": lambda: torch.optim.Adam(params, lr=lr, weight_decay=weight_decay),
         "adamw": lambda: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay),
     }
-    if spec not in makers:
-        raise ValueError(f"Unknown optimizer {spec!r}; use one of {', '.join(makers)} or a callable.")
     return makers[spec]()
 
 
@@ -97,21 +93,18 @@ def evaluate(model: nn.Module, split: TensorData | Sequence[TensorData], loss: s
     return result
 
 
-def fit(model: nn.Module, data: DataSet | Sequence[DataSet], *, epochs: int, optimizer: OptimizerSpec = "adam",
-        lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9, batch_size: int = 100,
-        loss: str | None = None, seed: int | Sequence[int] | None = None, callbacks: Sequence[Callback] = (),
-        measure_every: int | None = 1, measure: Sequence[str] | None = None,
-        penalty: Callable[[nn.Module], Tensor] | None = None, augment: Callable[[Tensor], Tensor] | None = None,
-        label_smoothing: float = 0.0, gradient: gradients.Aggregate | None = None,
-        adversary: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
-        progress: bool | None = None) -> History | list[History]:
-    """Train `model` on data.train for `epochs` epochs and measure the splits as it goes.
+def fit(model: nn.Module, data: DataSet | Sequence[DataSet], settings: Settings | None = None, *,
+        callbacks: Sequence[Callback] = (), penalty: Callable[[nn.Module], Tensor] | None = None,
+        augment: Callable[[Tensor], Tensor] | None = None, label_smoothing: float = 0.0,
+        gradient: gradients.Aggregate | None = None, adversary: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
+        progress: bool | None = None, **changes: Any) -> History | list[History]:
+    """Train `model` on data.train as `settings` say (a gt.Settings; `changes` are settings given or changed by
+    keyword: ``fit(model, data, epochs=50, lr=1e-2)``) and measure the splits as it goes.
 
-    The loss defaults to cross-entropy for classes and squared error for regression. Every split (or those named in
-    `measure`) is measured on the whole split before training, every `measure_every` epochs (None: never between)
-    and after the last, and callbacks' on_epoch runs after each measurement; the running training loss (and
-    accuracy) over each epoch's mini-batches is recorded every epoch.
-    `seed` (default 0) fixes the batch order, dropout and augmentation; seed the model's initialisation yourself
+    Every split (or those named in settings.measure) is measured on the whole split before training, every
+    settings.measure_every epochs (None: never between) and after the last, and callbacks' on_epoch runs after each
+    measurement; the running training loss (and accuracy) over each epoch's mini-batches is recorded every epoch.
+    The seed (default 0) fixes the batch order, dropout and augmentation; seed the model's initialisation yourself
     (gt.seed_everything) before building it. Regularizers: `penalty(model)` is added to every batch's loss
     (gt.regularize.l1_penalty), `augment(x)` transforms every training batch, `label_smoothing` smooths the
     training targets. The losses measured on each split are always the plain ones, so runs stay comparable.
@@ -126,21 +119,19 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], *, epochs: int, opt
     Histories. The per-batch options (penalty, augment, label_smoothing, gradient, adversary) are single-model only.
     Raises DivergedError if the loss becomes NaN or infinite.
     """
-    _check_settings(epochs=epochs, lr=lr, weight_decay=weight_decay, momentum=momentum, batch_size=batch_size,
-                    label_smoothing=label_smoothing)
+    settings = Settings.of(settings, **changes)
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
     if config.cached_only() and not _UNCACHED_ALLOWED.get():
         raise TrainingOutsideCache("GENTOOLS_CACHED_ONLY is set, so every training run must come from the cache, but "
                                    "gt.fit was called: train through gt.sweep or gt.fitted, whose results are cached (if "
                                    "you did, their cache missed, or was off: a warning above then says why).")
-    if measure_every is None:
-        measure_every = max(epochs, 1)
-    if measure_every < 1:
-        raise ValueError(f"measure_every must be at least 1 (or None), got {measure_every}")
     if gradient is not None and label_smoothing:
         raise ValueError("gradient= aggregates the plain per-example losses; it does not combine with label_smoothing.")
     first = data if isinstance(data, DataSet) else data[0]
-    loss = loss or ("cross_entropy" if first.n_classes else "mse")
-    names = list(first.splits) if measure is None else list(measure)
+    settings = settings.replace(loss=settings.loss or ("cross_entropy" if first.n_classes else "mse"),
+                                measure_every=settings.measure_every or max(settings.epochs, 1))
+    names = list(first.splits) if settings.measure is None else list(settings.measure)
     if unknown := [name for name in names if name not in first.splits]:
         raise ValueError(f"measure names splits the data does not have: {unknown}; it has {list(first.splits)}")
     if isinstance(model, StackedMLP):
@@ -148,20 +139,21 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], *, epochs: int, opt
                            adversary=adversary)
         if used := [name for name, value in single_only.items() if value]:
             raise ValueError(f"{', '.join(used)} apply to a single model; train the members one by one with gt.fit.")
-        return _fit_stack(model, data, epochs=epochs, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
-                          momentum=momentum, batch_size=batch_size, loss=loss, seed=seed, callbacks=callbacks,
-                          measure_every=measure_every, names=names, progress=progress)
+        return _fit_stack(model, data, settings, callbacks=callbacks, names=names, progress=progress)
     if not isinstance(data, DataSet):
         raise TypeError("a single model trains on one DataSet; a list of data sets needs a gt.models.StackedMLP")
-    seed = 0 if seed is None else seed
+    if isinstance(settings.seed, tuple):
+        raise ValueError(f"a single model trains with one seed, got {list(settings.seed)}")
+    seed = 0 if settings.seed is None else settings.seed
+    epochs, loss, measure_every, batch_size = settings.epochs, settings.loss, settings.measure_every, settings.batch_size
     dev = data.train.device
     model.to(dev)
     loss_fn = mean_loss(loss, data.n_classes, label_smoothing)
-    opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum)
+    opt = make_optimizer(settings, model.parameters())
     order = generator(seed)
     torch.manual_seed(run_seed(seed))  # dropout and any other randomness inside the model
     step_hooks = [cb for cb in callbacks if type(cb).on_step is not Callback.on_step]
-    history = History(meta=_meta(optimizer, lr, weight_decay, batch_size, loss, seed, label_smoothing=label_smoothing,
+    history = History(meta=_meta(settings, seed, label_smoothing=label_smoothing,
                                  penalty=penalty is not None, augment=augment is not None, adversary=adversary is not None,
                                  gradient="mean" if gradient is None else getattr(gradient, "__qualname__", "custom")))
     start = time.perf_counter()
@@ -209,21 +201,22 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], *, epochs: int, opt
         running = {"train_loss_running": total.item() / len(data.train)}
         if data.n_classes and gradient is None:
             running["train_acc_running"] = correct.item() / len(data.train)
-        _check_finite(running["train_loss_running"], epoch, lr)
+        _check_finite(running["train_loss_running"], epoch, settings.lr)
         if record(epoch, running) and _measured(bar, history.final, callbacks, history, model):
             break
     return _finish(bar, callbacks, history, model)
 
 
-def fitted(build: Callable[[], nn.Module], data: DataSet, *, name: str, seed: int = 0,
-           **settings: Any) -> tuple[nn.Module, History]:
+def fitted(build: Callable[[], nn.Module], data: DataSet, settings: Settings | None = None, *, name: str, seed: int = 0,
+           **options: Any) -> tuple[nn.Module, History]:
     """A trained model, for the cells that need the model itself, trained once: build() (after
-    gt.seed_everything(seed)) trained by ``fit(model, data, seed=seed, **settings)``. Its weights and History are cached
-    as a gt.sweep run named `name`, so the notebook's next execution (a restarted kernel, the book build after the
-    tests) reads them instead of training again. Returns (model, history), the model on the data's device and in
-    training mode, as fit leaves it.
+    gt.seed_everything(seed)) trained by ``fit(model, data, settings, seed=seed, **options)``. Its weights and History
+    are cached as a gt.sweep run named `name`, so the notebook's next execution (a restarted kernel, the book build
+    after the tests) reads them instead of training again. Returns (model, history), the model on the data's device
+    and in training mode, as fit leaves it.
     """
-    table = sweep(_fit_and_keep, grid=dict(seed=[seed]), name=name, fixed=dict(build=build, data=data, settings=settings))
+    table = sweep(_fit_and_keep, grid=dict(seed=[seed]), name=name,
+                  fixed=dict(build=build, data=data, settings=settings, options=options))
     with random_state_kept():
         model = build().to(data.train.device)
     weights = table["weights"].iloc[0]
@@ -240,9 +233,10 @@ def fitted(build: Callable[[], nn.Module], data: DataSet, *, name: str, seed: in
     return model, table["history"].iloc[0]
 
 
-def _fit_and_keep(build: Callable[[], nn.Module], data: DataSet, settings: dict[str, Any], seed: int) -> dict:
+def _fit_and_keep(build: Callable[[], nn.Module], data: DataSet, settings: Settings | None, options: dict[str, Any],
+                  seed: int) -> dict:
     model = build()
-    history = fit(model, data, seed=seed, **settings)
+    history = fit(model, data, settings, **{**options, "seed": seed})
     return {"history": history, "weights": model.state_dict()}
 
 
@@ -259,23 +253,9 @@ def _finish(bar, callbacks: Sequence[Callback], history, model: nn.Module):
     return history
 
 
-def _check_settings(*, epochs: int, lr: float, weight_decay: float, momentum: float, batch_size: int,
-                    label_smoothing: float) -> None:
-    """One clear message for a setting out of its range, before anything trains."""
-    problems = [f"{name} must be {rule}, got {value!r}" for name, value, ok, rule in [
-        ("epochs", epochs, epochs >= 0, "at least 0"),
-        ("lr", lr, lr >= 0, "at least 0"),
-        ("weight_decay", weight_decay, weight_decay >= 0, "at least 0"),
-        ("momentum", momentum, 0 <= momentum < 1, "in [0, 1)"),
-        ("batch_size", batch_size, isinstance(batch_size, Integral) and batch_size >= 1, "a whole number of at least 1"),
-        ("label_smoothing", label_smoothing, 0 <= label_smoothing < 1, "in [0, 1)")] if not ok]
-    if problems:
-        raise ValueError("; ".join(problems))
-
-
-def _meta(optimizer: OptimizerSpec, lr: float, weight_decay: float, batch_size: int, loss: str, seed: int, **more) -> dict:
-    return dict(optimizer=optimizer if isinstance(optimizer, str) else "custom", lr=lr, weight_decay=weight_decay,
-                batch_size=batch_size, loss=loss, seed=seed, **more)
+def _meta(settings: Settings, seed: int, **more) -> dict:
+    return dict(optimizer=settings.optimizer if isinstance(settings.optimizer, str) else "custom", lr=settings.lr,
+                weight_decay=settings.weight_decay, batch_size=settings.batch_size, loss=settings.loss, seed=seed, **more)
 
 
 def _check_finite(running_loss: float, epoch: int, lr: float, members: list[int] | None = None) -> None:
@@ -321,10 +301,8 @@ def _evaluate_stack(model: StackedMLP, x: Tensor, y: Tensor, loss: str, n_classe
     return result
 
 
-def _fit_stack(model: StackedMLP, data: DataSet | Sequence[DataSet], *, epochs: int, optimizer: OptimizerSpec,
-               lr: float, weight_decay: float, momentum: float, batch_size: int, loss: str,
-               seed: int | Sequence[int] | None, callbacks: Sequence[Callback], measure_every: int, names: list[str],
-               progress: bool | None) -> list[History]:
+def _fit_stack(model: StackedMLP, data: DataSet | Sequence[DataSet], settings: Settings, *,
+               callbacks: Sequence[Callback], names: list[str], progress: bool | None) -> list[History]:
     """fit() for a StackedMLP: the same loop, every member's batch drawn by its own generator, all on the device."""
     datasets = [data] if isinstance(data, DataSet) else list(data)
     k, dev = len(model), model.weights[0].device
@@ -332,14 +310,16 @@ def _fit_stack(model: StackedMLP, data: DataSet | Sequence[DataSet], *, epochs: 
     splits = {name: _stacked([d.splits[name] for d in datasets], k, dev) for name in {"train", *names}}
     x, y = splits["train"]
     n = x.shape[1]
+    seed, epochs, loss, batch_size, measure_every = (settings.seed, settings.epochs, settings.loss, settings.batch_size,
+                                                     settings.measure_every)
     seeds = model.seeds if seed is None else [seed] * k if isinstance(seed, int) else list(seed)
     if len(seeds) != k:
         raise ValueError(f"seed must be one int or {k} of them, got {len(seeds)}")
-    opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum)
+    opt = make_optimizer(settings, model.parameters())
     orders = [generator(s) for s in seeds]
     rows = torch.arange(k, device=dev)[:, None]
     step_hooks = [cb for cb in callbacks if type(cb).on_step is not Callback.on_step]
-    histories = [History(meta=_meta(optimizer, lr, weight_decay, batch_size, loss, s, member=i))
+    histories = [History(meta=_meta(settings, s, member=i))
                  for i, s in enumerate(seeds)]
     pending: list[tuple[int, float, dict[str, Tensor]]] = []  # kept on the device, read at the next measurement
     start = time.perf_counter()
@@ -358,7 +338,7 @@ def _fit_stack(model: StackedMLP, data: DataSet | Sequence[DataSet], *, epochs: 
         pending.clear()
         if epoch and not all(math.isfinite(h.final["train_loss_running"]) for h in histories):
             bad = [i for i, h in enumerate(histories) if not math.isfinite(h.final["train_loss_running"])]
-            _check_finite(math.nan, epoch, lr, bad)
+            _check_finite(math.nan, epoch, settings.lr, bad)
         return True
 
     record(0, {"train_loss_running": torch.full((k,), math.nan)})

@@ -182,7 +182,7 @@ def test_width_groups_split_at_the_least_cost(overhead):
 def test_fit_widths_gives_a_row_per_data_set_for_each_point(small_mnist1d):
     noisy = gt.data.corrupt_labels(small_mnist1d, 0.5, seed=0)
     points = [{"width": width, "seed": seed} for width in (3, 12) for seed in (0, 5)]
-    results = gt.ensemble.fit_widths(points, {"clean": small_mnist1d, "noisy": noisy}, depth=2, epochs=4, lr=0.05,
+    results = gt.ensemble.fit_widths(points, {"clean": small_mnist1d, "noisy": noisy}, depth=2, epochs=4, optimizer="sgd", lr=0.05,
                                      measure_every=2)
     assert [[(row["data"], row["width"], row["seed"]) for row in rows] for rows in results] == [
         [(data, point["width"], point["seed"]) for data in ("clean", "noisy")] for point in points]
@@ -203,7 +203,7 @@ def test_a_width_sweep_trains_its_points_in_stacks_and_a_new_width_alone(small_m
     stacks = []
     fit = gt.ensemble.fit
     monkeypatch.setattr(gt.ensemble, "fit", lambda nets, *args, **kwargs: stacks.append(len(nets)) or fit(nets, *args, **kwargs))
-    options = dict(fixed=dict(data={"clean": small_mnist1d}, epochs=2), name="widths")
+    options = dict(fixed=dict(data={"clean": small_mnist1d}, epochs=2, measure_every=None), name="widths")
     first = gt.sweep(gt.ensemble.fit_widths, grid=dict(width=[4, 5, 6], seed=[0, 1]), **options)
     assert first.attrs["computed"] == 6 and len(stacks) < 6 and sum(stacks) == 6  # packed: fewer stacks than runs
     assert first[["width", "seed"]].values.tolist() == [[w, s] for w in (4, 5, 6) for s in (0, 1)]

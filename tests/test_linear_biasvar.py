@@ -74,7 +74,7 @@ def test_polynomial_study_shows_the_classic_tradeoff():
 
 
 def test_network_study_trains_each_network_on_its_own_training_set():
-    study = gt.biasvar.network_study(16, n=20, noise=0.3, repeats=4, seed=1, epochs=200)
+    study = gt.biasvar.network_study(16, n=20, noise=0.3, repeats=4, seed=1, epochs=200, lr=1e-2)
     x, y = gt.biasvar.training_sets("sin", 20, 0.3, 4, seed=1)
     torch.manual_seed(2)  # network 2 alone, on training set 2, as a plain MLP
     alone = gt.models.MLP(1, [16], 1)

@@ -374,7 +374,7 @@ def test_a_run_may_return_several_rows(sweep_cache):
 def test_a_local_process_pool_gives_the_serial_table(tmp_path, monkeypatch):
     monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
     data = gt.data.load("mnist1d", n_train=200, n_test=100, seed=0, device="cpu")
-    options = dict(grid=dict(width=[4, 8, 16]), fixed=dict(data={"clean": data}, depth=2, epochs=2, progress=False),
+    options = dict(grid=dict(width=[4, 8, 16]), fixed=dict(data={"clean": data}, depth=2, epochs=2, measure_every=None, progress=False),
                    name="pool", cache=False, progress=False)
     serial = gt.sweep(gt.ensemble.fit_widths, **options)
     with gt.executors.processes(2) as pool:
@@ -401,7 +401,7 @@ def test_gentools_workers_sends_the_points_to_local_processes_and_keeps_what_can
     monkeypatch.setenv("GENTOOLS_WORKERS", "2")
     table = gt.sweep(gt.ensemble.fit_widths, grid=dict(width=[3, 5]), name="workers", progress=False,
                      fixed=dict(data={"clean": gt.data.load("mnist1d", n_train=100, n_test=50, seed=0, device="cpu")},
-                                epochs=1, progress=False))
+                                epochs=1, measure_every=None, progress=False))
     pids = gt.sweep(lambda x: {"pid": os.getpid()}, grid=dict(x=[1, 2, 3, 4]), name="pids", cache=False)
     assert list(table["width"]) == [3, 5] and os.getpid() not in set(pids["pid"])
     lock = threading.Lock()  # cannot be pickled: the sweep says so and runs here

@@ -52,10 +52,29 @@ def test_sgd_and_mse_on_classes_and_regression(small_mnist1d):
 
 def test_bad_options_are_reported(small_mnist1d):
     model = gt.models.MLP(40, [8], 10)
-    with pytest.raises(ValueError, match="Unknown optimizer 'lbfgs'"):
+    with pytest.raises(ValueError, match="optimizer must be one of sgd, adam, adamw or a callable.*got 'lbfgs'"):
         gt.fit(model, small_mnist1d, epochs=1, optimizer="lbfgs")
-    with pytest.raises(ValueError, match="Unknown loss"):
+    with pytest.raises(ValueError, match="loss must be None or one of cross_entropy, mse, got 'hinge'"):
         gt.fit(model, small_mnist1d, epochs=1, loss="hinge")
+    with pytest.raises(TypeError, match="lrr: not a training setting; the settings are epochs, optimizer, lr"):
+        gt.fit(model, small_mnist1d, epochs=1, lrr=0.1)
+    with pytest.raises(TypeError, match="epochs is needed"):
+        gt.fit(model, small_mnist1d, lr=0.1)
+    with pytest.raises(ValueError, match="a single model trains with one seed"):
+        gt.fit(model, small_mnist1d, epochs=1, seed=[0, 1])
+
+
+def test_settings_are_stated_once_and_varied_by_replace(small_mnist1d):
+    base = gt.Settings(epochs=3, optimizer="sgd", lr=0.05, measure=["test"])
+    assert base.measure == ("test",) and hash(base) == hash(gt.Settings(epochs=3, optimizer="sgd", lr=0.05, measure=("test",)))
+    with pytest.raises(ValueError, match="lr must be a number"):
+        base.replace(lr=-1.0)
+    gt.seed_everything(0)
+    by_settings = gt.fit(gt.models.MLP(40, [8], 10), small_mnist1d, base.replace(lr=0.1), seed=1)
+    gt.seed_everything(0)
+    by_keywords = gt.fit(gt.models.MLP(40, [8], 10), small_mnist1d, epochs=3, optimizer="sgd", lr=0.1, measure=["test"], seed=1)
+    assert by_settings.records == [{**r, "time": by_settings.records[i]["time"]} for i, r in enumerate(by_keywords.records)]
+    assert by_settings.meta == by_keywords.meta and by_settings.meta["lr"] == 0.1 and by_settings.meta["seed"] == 1
 
 
 def test_nan_loss_raises_a_helpful_error(small_mnist1d):
@@ -121,10 +140,15 @@ def test_reaches_gives_the_first_epoch_at_a_level_or_nan():
     assert math.isnan(history.reaches("acc", 1.01))
 
 
-@pytest.mark.parametrize("setting, message", [(dict(batch_size=0), "batch_size must be a whole number of at least 1"),
-                                              (dict(lr=-0.1), "lr must be at least 0"),
+@pytest.mark.parametrize("setting, message", [(dict(batch_size=0), "batch_size must be a whole number, 1 or more, got 0"),
+                                              (dict(lr=-0.1), "lr must be a number, 0 or more"),
                                               (dict(momentum=1.0), r"momentum must be in \[0, 1\)"),
-                                              (dict(epochs=-1, weight_decay=-1.0), "epochs must be at least 0, got -1; weight_decay must be at least 0")])
+                                              (dict(measure_every=0), "measure_every must be None or a whole number"),
+                                              (dict(seed=-2), "seed must be None, a whole number 0 or more"),
+                                              (dict(epochs=-1, weight_decay=-1.0),
+                                               "epochs must be a whole number, 0 or more, got -1; weight_decay must be a number, 0 or more")])
 def test_a_setting_out_of_range_gets_one_clear_message(small_mnist1d, setting, message):
+    with pytest.raises(ValueError, match=message):
+        gt.Settings(**{"epochs": 1, **setting})
     with pytest.raises(ValueError, match=message):
         gt.fit(gt.models.MLP(40, [4], 10), small_mnist1d, **{"epochs": 1, **setting})
