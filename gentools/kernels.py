@@ -33,13 +33,20 @@ def _output_gradients(model: nn.Module, x: Tensor, output: int, chunk_size: int)
 
 def ntk(model: nn.Module, x: Tensor, x2: Tensor | None = None, *, chunk_size: int = 256) -> Tensor:
     """The empirical neural tangent kernel averaged over the outputs: K[i, j] = mean_c J_c(x_i) . J_c(x2_j), with J_c
-    the gradient of output c in the parameters. One output at a time, so memory holds one (examples x parameters)
-    matrix. (The full kernel has a block per pair of outputs; at initialisation and large width the blocks off the
-    diagonal vanish and the diagonal ones are equal, so this average is the kernel of every output.)
-    Measured in eval mode; returns a float64 (len(x), len(x2)) matrix; x2 defaults to x."""
+    the gradient of output c in the parameters. (The full kernel has a block per pair of outputs; at initialisation
+    and large width the blocks off the diagonal vanish and the diagonal ones are equal, so this average is the kernel
+    of every output.) Measured in eval mode; returns a float64 (len(x), len(x2)) matrix; x2 defaults to x.
+
+    When every trained parameter sits in a linear layer (nn.Linear, NTKLinear), as in MLPs, the kernel is summed
+    layer by layer without forming a Jacobian: a weight's gradient is the outer product of the layer's backpropagated
+    signal and its input, so that layer's term is (signals' Gram matrix) * (inputs' Gram matrix), elementwise, which
+    costs examples^2 x (fan-in + fan-out) instead of examples^2 x parameters. Other models take one output's
+    Jacobian (examples x parameters) at a time, in chunks of `chunk_size` examples."""
     was_training = model.training
     model.eval()
     try:
+        if _linear_layers(model) is not None and (kernel := _layerwise_ntk(model, x, x2)) is not None:
+            return kernel
         with torch.no_grad():
             outputs = model(x[:1]).shape[1]
         kernel = torch.zeros(len(x), len(x if x2 is None else x2), dtype=torch.float64, device=x.device)
@@ -50,6 +57,56 @@ def ntk(model: nn.Module, x: Tensor, x2: Tensor | None = None, *, chunk_size: in
     finally:
         model.train(was_training)
     return kernel / outputs
+
+
+def _linear_layers(model: nn.Module) -> list[nn.Module] | None:
+    """The model's linear layers, if every trained parameter belongs to one (else None: use the Jacobians)."""
+    layers = [m for m in model.modules() if type(m) in (nn.Linear, NTKLinear)]
+    covered = {id(p) for layer in layers for p in layer.parameters()}
+    trained = [p for p in model.parameters() if p.requires_grad]
+    if not layers or any(id(p) not in covered for p in trained) or any(not p.requires_grad for m in layers for p in m.parameters()):
+        return None
+    return layers
+
+
+def _signals_and_inputs(model: nn.Module, layers: list[nn.Module], x: Tensor) -> list[tuple[Tensor, list[Tensor], float]] | None:
+    """Per linear layer: its inputs (times the layer's weight scale), the backpropagated signal d f_c / d (layer
+    output) for every output c, one row per example (examples do not interact in eval mode, so one backward pass of
+    an output summed over the examples serves them all), and the scale of its bias. None if a layer did not run
+    exactly once (shared or unused weights)."""
+    calls: list[tuple[nn.Module, Tensor, Tensor]] = []
+    handles = [layer.register_forward_hook(lambda module, args, output: calls.append((module, args[0], output)))
+               for layer in layers]
+    try:
+        with torch.enable_grad():
+            out = model(x)
+            if sorted(id(module) for module, _, _ in calls) != sorted(id(layer) for layer in layers):
+                return None
+            outputs = [output for _, _, output in calls]
+            signals = [torch.autograd.grad(out[:, c].sum(), outputs, retain_graph=c < out.shape[1] - 1)
+                       for c in range(out.shape[1])]
+    finally:
+        for handle in handles:
+            handle.remove()
+    terms = []
+    for i, (module, inputs, _) in enumerate(calls):
+        ntk_layer = isinstance(module, NTKLinear)
+        bias = 0.0 if module.bias is None else module.bias_scale if ntk_layer else 1.0
+        terms.append((inputs.detach().flatten(1) * (module.scale if ntk_layer else 1.0), [s[i] for s in signals], bias))
+    return terms
+
+
+def _layerwise_ntk(model: nn.Module, x: Tensor, x2: Tensor | None) -> Tensor | None:
+    layers = _linear_layers(model)
+    left = _signals_and_inputs(model, layers, x)
+    right = left if x2 is None or left is None else _signals_and_inputs(model, layers, x2)
+    if left is None or right is None:
+        return None
+    kernel = torch.zeros(len(x), len(x if x2 is None else x2), dtype=torch.float64, device=x.device)
+    for (a, left_signals, bias), (b, right_signals, _) in zip(left, right):
+        signals_gram = sum((d @ e.T).double() for d, e in zip(left_signals, right_signals))
+        kernel += signals_gram * ((a @ b.T).double() + bias ** 2)
+    return kernel / len(left[0][1])
 
 
 class Linearised(nn.Module):

@@ -54,6 +54,33 @@ def test_the_kernel_is_symmetric_positive_semidefinite_and_matches_the_jacobian(
     torch.testing.assert_close(k, torch.einsum("icp,jcp->ij", j, j) / 4)
 
 
+def _jacobian(model, x):
+    """d f_c(x_i) / d theta for every example and output, by plain autograd: (examples, outputs, parameters)."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    return torch.stack([torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(model(x[i:i + 1])[0, c], trained)])
+                                     for c in range(model(x[:1]).shape[1])]) for i in range(len(x))]).double()
+
+
+@pytest.mark.parametrize("build", [lambda: gt.models.MLP(10, [16, 8], 3),                    # summed layer by layer
+                                   lambda: gt.models.MLP(10, [16], 3, batch_norm=True),      # BN parameters: Jacobians
+                                   lambda: gt.models.CNN1d(length=10, out_features=3, channels=4)])
+def test_the_kernel_between_two_sets_matches_the_jacobians_whichever_way_it_is_computed(build):
+    torch.manual_seed(4)
+    model = build().eval()
+    x, z = torch.randn(6, 10), torch.randn(5, 10)
+    expected = torch.einsum("icp,jcp->ij", _jacobian(model, x), _jacobian(model, z)) / 3
+    torch.testing.assert_close(kernels.ntk(model, x, z), expected)
+
+
+def test_frozen_layers_are_left_out_of_the_kernel():
+    torch.manual_seed(5)
+    model = gt.models.MLP(10, [16], 3)
+    model[1].requires_grad_(False)   # the first linear layer: only the last one's parameters count
+    x = torch.randn(6, 10)
+    expected = torch.einsum("icp,jcp->ij", _jacobian(model, x), _jacobian(model, x)) / 3
+    torch.testing.assert_close(kernels.ntk(model, x), expected)
+
+
 def test_kernel_regression_interpolates_and_ridge_shrinks():
     torch.manual_seed(4)
     x, y = torch.randn(10, 3, dtype=torch.float64), torch.randn(10, 2, dtype=torch.float64)
