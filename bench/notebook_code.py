@@ -1,8 +1,9 @@
 """How much code the chapters hold: the lesson should read as prose, the machinery live in gentools.
 
 For each chapter: non-blank, non-comment lines in code cells, and functions or classes defined, outside the
-exercises (nbgrader answer and check cells) and, separately, inside them. Aim: under 100 lines and under 3
-definitions a chapter outside the exercises.
+exercises (nbgrader answer and check cells) and, separately, inside them. The budget: at most 150 lines and 4
+definitions a chapter outside the exercises (BUDGET). tests/test_notebook_code.py holds every chapter to its
+count today (CEILINGS, lowered as chapters move machinery into gentools) until each is within the budget.
 
     python bench/notebook_code.py
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+BUDGET = {"lines": 150, "definitions": 4}
 
 
 def measure(path: Path) -> dict:
@@ -44,6 +46,7 @@ def main() -> int:
               f"{counts['exercise definitions']:14}")
     print(f"{'total':32} {total['lines']:6} {total['definitions']:5} {total['exercise lines']:15} "
           f"{total['exercise definitions']:14}")
+    print(f"budget: {BUDGET['lines']} lines and {BUDGET['definitions']} definitions a chapter outside the exercises")
     return 0
 
 

@@ -1,0 +1,34 @@
+"""The chapters hold the lesson, gentools the machinery: no chapter's code outside the exercises may grow, and each
+ceiling falls as a chapter moves machinery into gentools, down to the budget (bench/notebook_code.py's BUDGET: 150
+lines and 4 definitions). A chapter within the budget is held to the budget."""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from notebook_code import BUDGET, measure  # noqa: E402
+
+# Counted on 2026-12-01 (lines, definitions outside the exercises). Lower a number when a chapter shrinks; never raise it.
+CEILINGS = {
+    "01_generalization": (216, 3),
+    "02_bias_variance": (134, 2),
+    "03_regularization": (301, 9),
+    "04_random_labels": (239, 6),
+    "05_double_descent": (224, 2),
+    "06_lottery_ticket": (141, 4),
+    "07_coherent_gradients": (263, 5),
+    "08_robustness": (187, 3),
+    "09_kernels_and_features": (174, 8),
+}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda path: path.stem)
+def test_a_chapter_holds_no_more_code_than_its_ceiling(path):
+    lines, definitions = CEILINGS.get(path.stem, (BUDGET["lines"], BUDGET["definitions"]))
+    counts = measure(path)
+    assert counts["lines"] <= max(lines, BUDGET["lines"]) and counts["definitions"] <= max(definitions, BUDGET["definitions"]), (
+        f"{path.stem}: {counts['lines']} code lines and {counts['definitions']} definitions outside the exercises; "
+        f"its ceiling is {lines} and {definitions} (the budget: {BUDGET['lines']} and {BUDGET['definitions']}). "
+        "Move machinery into gentools rather than raise the ceiling.")
