@@ -58,45 +58,56 @@ class Coherence:
         return self.m * self.alpha
 
 
-def _linear_only(model: nn.Module) -> list[nn.Linear] | None:
-    """The model's nn.Linear layers if they own every trainable parameter (as weight and bias), else None."""
-    layers = [module for module in model.modules() if type(module) is nn.Linear]
-    owned = {id(p) for layer in layers for p in (layer.weight, layer.bias) if p is not None}
+def linear_layers(model: nn.Module, kinds: tuple[type, ...] = (nn.Linear,)) -> list[nn.Module] | None:
+    """The model's layers of the given kinds (exactly those classes, whose output is a linear map of the input plus a
+    bias) if they own every trainable parameter and all of theirs train, else None."""
+    layers = [module for module in model.modules() if type(module) in kinds]
+    owned = {id(p) for layer in layers for p in layer.parameters()}
     trainable = [p for p in model.parameters() if p.requires_grad]
-    return layers if trainable and all(id(p) in owned for p in trainable) else None
+    frozen = any(not p.requires_grad for layer in layers for p in layer.parameters())
+    return None if not trainable or frozen or any(id(p) not in owned for p in trainable) else layers
 
 
-def _norms_and_sum_linear(model: nn.Module, layers: list[nn.Linear], x: Tensor, y: Tensor, each) -> tuple[Tensor, Tensor]:
-    """Per-example squared gradient norms and the summed gradient, from one backward pass.
-
-    For a linear layer, example i's weight gradient is the outer product of the gradient at the layer's output,
-    d_i, and its input a_i, so its squared norm is |d_i|^2 |a_i|^2 (the bias adds |d_i|^2) (Goodfellow 2015)."""
-    inputs: dict[int, Tensor] = {}
-    outputs: dict[int, Tensor] = {}
+def layer_signals(model: nn.Module, layers: list[nn.Module], x: Tensor,
+                  objectives: Callable[[Tensor], list[Tensor]]) -> list[tuple[nn.Module, Tensor, list[Tensor]]]:
+    """What the gradients of linear layers are made of, without forming them: for each layer, in the order the
+    forward pass runs them, its input a (one row per example) and, for each scalar objective of the model's output
+    (a sum over the examples), the signal d = d objective / d (layer output). Example i's gradient of the layer's
+    weight is the outer product of d_i and a_i (its bias gradient is d_i), so squared per-example gradient norms,
+    summed gradients and tangent kernels follow from a and d (Goodfellow 2015). Examples must not interact (eval
+    mode). Raises ValueError if a layer runs twice or not at all, or sees more than one dimension per example."""
+    calls: list[tuple[nn.Module, Tensor, Tensor]] = []
 
     def keep(layer, args, out):
-        if id(layer) in inputs:
-            raise ValueError("a linear layer is used twice in one forward pass")
         if args[0].dim() != 2:
             raise ValueError("inputs with more than one dimension per example")
-        inputs[id(layer)] = args[0].detach()
-        out.retain_grad()
-        outputs[id(layer)] = out
+        calls.append((layer, args[0].detach(), out))
 
     hooks = [layer.register_forward_hook(keep) for layer in layers]
     try:
-        model.zero_grad(set_to_none=True)
-        each(model(x), y).sum().backward()
+        with torch.enable_grad():
+            scalars = objectives(model(x))
+            if sorted(id(layer) for layer, _, _ in calls) != sorted(id(layer) for layer in layers):
+                raise ValueError("a linear layer ran twice, or not at all, in one forward pass")
+            outputs = [out for _, _, out in calls]
+            signals = [torch.autograd.grad(scalar, outputs, retain_graph=k < len(scalars) - 1)
+                       for k, scalar in enumerate(scalars)]
     finally:
         for hook in hooks:
             hook.remove()
+    return [(layer, a, [signal[i] for signal in signals]) for i, (layer, a, _) in enumerate(calls)]
+
+
+def _norms_and_sum_linear(model: nn.Module, layers: list[nn.Linear], x: Tensor, y: Tensor, each) -> tuple[Tensor, Tensor]:
+    """Per-example squared gradient norms and the summed gradient, from one backward pass: example i's weight
+    gradient is d_i a_i^T, so its squared norm is |d_i|^2 |a_i|^2 (the bias adds |d_i|^2)."""
     norms = torch.zeros(len(y), device=x.device)
-    for layer in layers:
-        d2 = outputs[id(layer)].grad.pow(2).sum(1)
-        norms += d2 * inputs[id(layer)].pow(2).sum(1) + (d2 if layer.bias is not None else 0)
-    total = torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
-    model.zero_grad(set_to_none=True)
-    return norms, total
+    total = []
+    for layer, a, (d,) in layer_signals(model, layers, x, lambda out: [each(out, y).sum()]):
+        d2 = d.pow(2).sum(1)
+        norms += d2 * a.pow(2).sum(1) + (d2 if layer.bias is not None else 0)
+        total += [(d.T @ a).flatten()] + ([d.sum(0)] if layer.bias is not None else [])
+    return norms, torch.cat(total)
 
 
 def coherence(model: nn.Module, split: TensorData, *, loss: str = "cross_entropy", n_classes: int | None = None,
@@ -111,7 +122,7 @@ def coherence(model: nn.Module, split: TensorData, *, loss: str = "cross_entropy
     model.eval()
     sum_sq = torch.zeros((), device=split.device, dtype=torch.float64)
     total: Tensor | None = None
-    layers = _linear_only(model)
+    layers = linear_layers(model)
     try:
         for x, y in split.batches(batch_size, shuffle=False):
             if layers is not None:

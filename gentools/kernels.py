@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp, vmap
 
+from . import gradients
+
 
 def _split(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     return ({name: p.detach() for name, p in model.named_parameters() if p.requires_grad}, dict(model.named_buffers()))
@@ -45,7 +47,7 @@ def ntk(model: nn.Module, x: Tensor, x2: Tensor | None = None, *, chunk_size: in
     was_training = model.training
     model.eval()
     try:
-        if _linear_layers(model) is not None and (kernel := _layerwise_ntk(model, x, x2)) is not None:
+        if (kernel := _layerwise_ntk(model, x, x2)) is not None:
             return kernel
         with torch.no_grad():
             outputs = model(x[:1]).shape[1]
@@ -59,54 +61,26 @@ def ntk(model: nn.Module, x: Tensor, x2: Tensor | None = None, *, chunk_size: in
     return kernel / outputs
 
 
-def _linear_layers(model: nn.Module) -> list[nn.Module] | None:
-    """The model's linear layers, if every trained parameter belongs to one (else None: use the Jacobians)."""
-    layers = [m for m in model.modules() if type(m) in (nn.Linear, NTKLinear)]
-    covered = {id(p) for layer in layers for p in layer.parameters()}
-    trained = [p for p in model.parameters() if p.requires_grad]
-    if not layers or any(id(p) not in covered for p in trained) or any(not p.requires_grad for m in layers for p in m.parameters()):
-        return None
-    return layers
-
-
-def _signals_and_inputs(model: nn.Module, layers: list[nn.Module], x: Tensor) -> list[tuple[Tensor, list[Tensor], float]] | None:
-    """Per linear layer: its inputs (times the layer's weight scale), the backpropagated signal d f_c / d (layer
-    output) for every output c, one row per example (examples do not interact in eval mode, so one backward pass of
-    an output summed over the examples serves them all), and the scale of its bias. None if a layer did not run
-    exactly once (shared or unused weights)."""
-    calls: list[tuple[nn.Module, Tensor, Tensor]] = []
-    handles = [layer.register_forward_hook(lambda module, args, output: calls.append((module, args[0], output)))
-               for layer in layers]
-    try:
-        with torch.enable_grad():
-            out = model(x)
-            if sorted(id(module) for module, _, _ in calls) != sorted(id(layer) for layer in layers):
-                return None
-            outputs = [output for _, _, output in calls]
-            signals = [torch.autograd.grad(out[:, c].sum(), outputs, retain_graph=c < out.shape[1] - 1)
-                       for c in range(out.shape[1])]
-    finally:
-        for handle in handles:
-            handle.remove()
-    terms = []
-    for i, (module, inputs, _) in enumerate(calls):
-        ntk_layer = isinstance(module, NTKLinear)
-        bias = 0.0 if module.bias is None else module.bias_scale if ntk_layer else 1.0
-        terms.append((inputs.detach().flatten(1) * (module.scale if ntk_layer else 1.0), [s[i] for s in signals], bias))
-    return terms
-
-
 def _layerwise_ntk(model: nn.Module, x: Tensor, x2: Tensor | None) -> Tensor | None:
-    layers = _linear_layers(model)
-    left = _signals_and_inputs(model, layers, x)
-    right = left if x2 is None or left is None else _signals_and_inputs(model, layers, x2)
-    if left is None or right is None:
+    """The kernel summed layer by layer (None if the model's layers do not allow it): every output's signal at every
+    linear layer, from gradients.layer_signals."""
+    layers = gradients.linear_layers(model, (nn.Linear, NTKLinear))
+    if layers is None:
+        return None
+    each_output = lambda out: [out[:, c].sum() for c in range(out.shape[1])]  # noqa: E731
+    try:
+        left = gradients.layer_signals(model, layers, x, each_output)
+        right = left if x2 is None else gradients.layer_signals(model, layers, x2, each_output)
+    except ValueError:  # shared layers or sequence inputs: take the Jacobians
         return None
     kernel = torch.zeros(len(x), len(x if x2 is None else x2), dtype=torch.float64, device=x.device)
-    for (a, left_signals, bias), (b, right_signals, _) in zip(left, right):
+    for (layer, a, left_signals), (_, b, right_signals) in zip(left, right):
+        ntk_layer = isinstance(layer, NTKLinear)
+        scale = layer.scale if ntk_layer else 1.0  # the weight's gradient is scale * (signal outer input)
+        bias = 0.0 if layer.bias is None else layer.bias_scale if ntk_layer else 1.0
         signals_gram = sum((d @ e.T).double() for d, e in zip(left_signals, right_signals))
-        kernel += signals_gram * ((a @ b.T).double() + bias ** 2)
-    return kernel / len(left[0][1])
+        kernel += signals_gram * (scale ** 2 * (a @ b.T).double() + bias ** 2)
+    return kernel / len(left[0][2])
 
 
 class Linearised(nn.Module):
