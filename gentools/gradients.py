@@ -30,9 +30,17 @@ def per_example(model: nn.Module, x: Tensor, y: Tensor, *, loss: str = "cross_en
     """The gradient of every example's loss with respect to every trainable parameter, and the losses.
 
     torch.func's vmap over a one-example loss; `chunk_size` examples at a time bound the memory. Runs the model
-    as it is (train or eval mode); in train mode dropout draws its own mask for every example.
+    as it is (train or eval mode); in train mode dropout draws its own mask for every example. A model whose
+    trainable parameters all sit in nn.Linear layers, without dropout, has its gradients formed from one batched
+    backward pass instead (d_i a_i^T per layer: see layer_signals), several times faster.
     """
     each = per_example_loss(loss, n_classes)
+    layers = linear_layers(model)
+    if layers is not None and not any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules()):
+        try:
+            return _per_example_linear(model, layers, x, y, each)
+        except ValueError:  # shared layers or sequence inputs: vmap below
+            pass
     buffers = dict(model.named_buffers())
 
     def one(params: dict[str, Tensor], xi: Tensor, yi: Tensor) -> tuple[Tensor, Tensor]:
@@ -42,6 +50,22 @@ def per_example(model: nn.Module, x: Tensor, y: Tensor, *, loss: str = "cross_en
     grads, losses = vmap(grad(one, has_aux=True), in_dims=(None, 0, 0), chunk_size=chunk_size,
                           randomness="different")(_trainable(model), x, y)
     return grads, losses.detach()
+
+
+def _per_example_linear(model: nn.Module, layers: list[nn.Module], x: Tensor, y: Tensor, each) -> tuple[Gradients, Tensor]:
+    names = {id(p): name for name, p in model.named_parameters()}
+    kept: dict[str, Tensor] = {}
+
+    def summed_loss(out: Tensor) -> list[Tensor]:
+        kept["losses"] = each(out, y)
+        return [kept["losses"].sum()]
+
+    grads: Gradients = {}
+    for layer, a, (d,) in layer_signals(model, layers, x, summed_loss):
+        grads[names[id(layer.weight)]] = d[:, :, None] * a[:, None, :]
+        if layer.bias is not None:
+            grads[names[id(layer.bias)]] = d
+    return {name: grads[name] for name in _trainable(model)}, kept["losses"].detach()
 
 
 @dataclass(frozen=True)

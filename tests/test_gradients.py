@@ -30,8 +30,9 @@ def batch():
     return torch.randn(12, 40, generator=gen), torch.randint(10, (12,), generator=gen)
 
 
-@pytest.mark.parametrize("make", [lambda: gt.models.MLP(40, [16, 16], 10, activation="tanh"), lambda: gt.models.CNN1d(channels=4)],
-                         ids=["mlp", "cnn"])
+@pytest.mark.parametrize("make", [lambda: gt.models.MLP(40, [16, 16], 10, activation="tanh"), lambda: gt.models.CNN1d(channels=4),
+                                  lambda: gt.models.MLP(40, [16], 10, dropout=0.5).eval()],
+                         ids=["mlp: outer products of one backward pass", "cnn: vmap", "mlp with dropout: vmap"])
 def test_per_example_gradients_equal_one_backward_pass_per_example(batch, make):
     torch.manual_seed(0)
     model = make()
