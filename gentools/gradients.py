@@ -170,6 +170,22 @@ def coherence(model: nn.Module, split: TensorData, *, loss: str = "cross_entropy
 
 # --- aggregates: how a batch's per-example gradients become one step -------------------------------------------
 
+def aggregate(combine: Callable[[Gradients], Gradients]) -> Aggregate:
+    """Mark `combine` (a batch's per-example gradients -> the step's gradients) as a rule gt.fit(..., gradient=)
+    trains with. It gains backward(model, x, y, loss=..., n_classes=...), which forms the batch's per-example
+    gradients, puts their combination in the parameters' .grad and returns the per-example losses; so the training
+    loop knows nothing of per-example gradients."""
+    def backward(model: nn.Module, x: Tensor, y: Tensor, *, loss: str, n_classes: int | None) -> Tensor:
+        grads, losses = per_example(model, x, y, loss=loss, n_classes=n_classes)
+        for name, step in combine(grads).items():
+            model.get_parameter(name).grad = step
+        return losses
+
+    combine.backward = backward
+    return combine
+
+
+@aggregate
 def mean(grads: Gradients) -> Gradients:
     """The ordinary mini-batch gradient."""
     return {name: g.mean(0) for name, g in grads.items()}
@@ -182,7 +198,8 @@ def winsorized(c: int) -> Aggregate:
     if c < 0:
         raise ValueError(f"c must be at least 0, got {c}")
 
-    def aggregate(grads: Gradients) -> Gradients:
+    @aggregate
+    def winsorize(grads: Gradients) -> Gradients:
         result = {}
         for name, g in grads.items():
             if 2 * c >= len(g):
@@ -195,8 +212,8 @@ def winsorized(c: int) -> Aggregate:
             result[name] = g.clamp(low, high).mean(0)
         return result
 
-    aggregate.__qualname__ = f"winsorized({c})"
-    return aggregate
+    winsorize.__qualname__ = f"winsorized({c})"
+    return winsorize
 
 
 def median_of_means(groups: int = 3) -> Aggregate:
@@ -205,9 +222,10 @@ def median_of_means(groups: int = 3) -> Aggregate:
     if groups < 1 or groups % 2 == 0:
         raise ValueError(f"groups must be an odd number (the median is then one of the means), got {groups}")
 
-    def aggregate(grads: Gradients) -> Gradients:
+    @aggregate
+    def median(grads: Gradients) -> Gradients:
         return {name: torch.stack([part.mean(0) for part in g.tensor_split(groups)]).median(0).values
                 for name, g in grads.items()}
 
-    aggregate.__qualname__ = f"median_of_means({groups})"
-    return aggregate
+    median.__qualname__ = f"median_of_means({groups})"
+    return median

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
 from tqdm.auto import tqdm
 
-from . import config, gradients
+from . import config
 from .data import DataSet, TensorData
 from .device import autocast, generator, random_state_kept, run_seed
 from .history import Callback, EarlyStopping, History, Record  # noqa: F401  (gt.train.History and friends)
@@ -96,7 +96,7 @@ def evaluate(model: nn.Module, split: TensorData | Sequence[TensorData], loss: s
 def fit(model: nn.Module, data: DataSet | Sequence[DataSet], settings: Settings | None = None, *,
         callbacks: Sequence[Callback] = (), penalty: Callable[[nn.Module], Tensor] | None = None,
         augment: Callable[[Tensor], Tensor] | None = None, label_smoothing: float = 0.0,
-        gradient: gradients.Aggregate | None = None, adversary: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
+        gradient: Callable[..., Any] | None = None, adversary: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
         progress: bool | None = None, **changes: Any) -> History | list[History]:
     """Train `model` on data.train as `settings` say (a gt.Settings; `changes` are settings given or changed by
     keyword: ``fit(model, data, epochs=50, lr=1e-2)``) and measure the splits as it goes.
@@ -109,7 +109,8 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], settings: Settings 
     (gt.regularize.l1_penalty), `augment(x)` transforms every training batch, `label_smoothing` smooths the
     training targets. The losses measured on each split are always the plain ones, so runs stay comparable.
     `gradient` replaces the batch's mean gradient by another aggregate of its per-example gradients
-    (gt.gradients.winsorized(c), gt.gradients.median_of_means(3)); the penalty's gradient is added to it.
+    (gt.gradients.winsorized(c), gt.gradients.median_of_means(3), any function marked gt.gradients.aggregate); the
+    penalty's gradient is added to it.
     `adversary(model, x, y)` replaces every training batch by perturbed inputs (adversarial training, for example
     with gt.attacks.fgsm); it runs after `augment`.
 
@@ -126,6 +127,9 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], settings: Settings 
         raise TrainingOutsideCache("GENTOOLS_CACHED_ONLY is set, so every training run must come from the cache, but "
                                    "gt.fit was called: train through gt.sweep or gt.fitted, whose results are cached (if "
                                    "you did, their cache missed, or was off: a warning above then says why).")
+    if gradient is not None and not hasattr(gradient, "backward"):
+        raise TypeError("gradient= takes an aggregate of per-example gradients: gt.gradients.mean, winsorized(c), "
+                        "median_of_means(k), or a function marked with @gt.gradients.aggregate")
     if gradient is not None and label_smoothing:
         raise ValueError("gradient= aggregates the plain per-example losses; it does not combine with label_smoothing.")
     first = data if isinstance(data, DataSet) else data[0]
@@ -186,10 +190,7 @@ def fit(model: nn.Module, data: DataSet | Sequence[DataSet], settings: Settings 
                     batch_loss = loss_fn(out, y)
                 (batch_loss if penalty is None else batch_loss + penalty(model)).backward()
             else:
-                each, losses = gradients.per_example(model, x, y, loss=loss, n_classes=data.n_classes)
-                batch_loss, out = losses.mean(), None
-                for name, step in gradient(each).items():
-                    model.get_parameter(name).grad = step
+                batch_loss, out = gradient.backward(model, x, y, loss=loss, n_classes=data.n_classes).mean(), None
                 if penalty is not None:
                     penalty(model).backward()
             opt.step()

@@ -111,6 +111,10 @@ def test_fit_with_the_mean_aggregate_equals_ordinary_training_and_robust_ones_tr
     robust = run(gradient=gradients.winsorized(2), penalty=gt.regularize.l2_penalty(1e-4))
     assert robust.meta["gradient"] == "winsorized(2)" and robust.final["train_loss"] < robust.records[0]["train_loss"]
     assert run(gradient=gradients.median_of_means(3)).final["train_loss"] < plain.records[0]["train_loss"]
+    halved = gradients.aggregate(lambda grads: {name: g.mean(0) / 2 for name, g in grads.items()})
+    assert run(gradient=halved).final["train_loss"] != plain.final["train_loss"]   # a rule of one's own is used
+    with pytest.raises(TypeError, match="marked with @gt.gradients.aggregate"):
+        run(gradient=lambda grads: grads)
 
 
 def test_coherence_of_formed_gradients_over_several_chunks():
