@@ -16,6 +16,7 @@ import torch
 import torch.nn.utils.prune as torch_prune
 from torch import Tensor, nn
 
+from . import config
 from .data import DataSet
 from .device import device as default_device
 from .device import generator
@@ -201,7 +202,14 @@ def ticket(model: nn.Module, mask: dict[str, Tensor], state: dict[str, Tensor]) 
     return apply_masks(rewind(copy.deepcopy(model), state), mask)
 
 
-@packed(keys=("seed",))
+def _seed_packs(points: list[dict], **_) -> list[list[int]]:
+    """lottery's packs: its seeds split evenly over the sweep's worker processes (GENTOOLS_WORKERS), one stack each.
+    A member trains alike whatever else is in its stack, so this changes no number, only how many cores work."""
+    count = min(len(points), config.workers())
+    return [part.tolist() for part in np.array_split(np.arange(len(points)), count)]
+
+
+@packed(keys=("seed",), packs=_seed_packs)
 def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence[int], settings: Settings | None = None,
             *, rounds: int, control_rounds: Sequence[int] = (), fraction: float = 0.2, output_fraction: float = 0.1,
             reinit_offset: int = 10_000, progress: bool | None = None, **changes) -> list[list[dict]]:

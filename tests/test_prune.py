@@ -151,3 +151,16 @@ def test_best_epoch_trainer_reports_the_epoch_of_lowest_validation_loss(small_mn
     assert result["test_acc"] == pytest.approx(history["test_acc"][result["best_epoch"]])
     with pytest.raises(ValueError, match="validation split"):
         prune.best_epoch_trainer(small_mnist1d, epochs=1, lr=1e-3)
+
+
+def test_a_seed_trains_alike_in_any_stack_so_the_seeds_spread_over_the_workers(small_mnist1d, monkeypatch):
+    data = small_mnist1d.hold_out(0.25, seed=0)
+    options = dict(rounds=2, epochs=2, lr=3e-3, control_rounds=[1], progress=False)
+    together = prune.lottery([{"seed": 0}, {"seed": 1}, {"seed": 2}], data, [24, 12], **options)
+    apart = prune.lottery([{"seed": 0}, {"seed": 1}], data, [24, 12], **options) + prune.lottery([{"seed": 2}], data, [24, 12], **options)
+    assert together == apart
+    points = [{"seed": s} for s in range(3)]
+    monkeypatch.setenv("GENTOOLS_WORKERS", "2")
+    assert prune._seed_packs(points) == [[0, 1], [2]]
+    monkeypatch.setenv("GENTOOLS_WORKERS", "1")
+    assert prune._seed_packs(points) == [[0, 1, 2]]
