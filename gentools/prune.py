@@ -214,7 +214,7 @@ def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence
             *, rounds: int, control_rounds: Sequence[int] = (), fraction: float = 0.2, output_fraction: float = 0.1,
             reinit_offset: int = 10_000, progress: bool | None = None, **changes) -> list[list[dict]]:
     """Iterative magnitude pruning of MLPs in -> widths -> classes, with both controls: a packed run function for
-    gt.sweep over `seed`, which trains all the seeds it is given at once.
+    gt.sweep over `seed`, which trains all the seeds of a pack at once (packs: the seeds split over the workers).
 
     Each round trains by gt.fit with `settings` (and `changes` to them), as one stack (gt.models.StackedMLP with masks), every seed's ticket (its mask, its original
     initial weights: rewinding to step 0) and, in `control_rounds`, the two controls: the same mask re-initialised
