@@ -108,8 +108,8 @@ def network_study(width: int, n: int = 20, noise: float = 0.3, repeats: int = 10
                   seed: int = 0, grid: int = 200, design: str = "grid", *, settings: Settings | None = None,
                   **changes) -> Study:
     """One-hidden-layer ReLU networks of `width` units trained on `repeats` training sets of n points each, all at
-    once as one stack, by gt.fit with `settings` (and `changes` to them) in full batches (the batch size is n);
-    network r starts from seed r. `train_loss` is the networks' mean final training loss."""
+    once as one stack, by gt.fit with `settings` (and `changes` to them), always in full batches of n, measuring
+    the training split at the end; network r starts from seed r and sees its batch order. `train_loss` is the networks' mean final training loss."""
     from .data import DataSet, TensorData
     from .models import StackedMLP
     from .train import fit
@@ -119,7 +119,8 @@ def network_study(width: int, n: int = 20, noise: float = 0.3, repeats: int = 10
     truth = regression_function(function)(x_test)
     sets = [DataSet(function, train=TensorData(x[r], y[r]), test=TensorData(x_test, truth)) for r in range(repeats)]
     nets = StackedMLP(1, [width], 1, seeds=range(repeats))
-    histories = fit(nets, sets, Settings.of(settings, **changes).replace(batch_size=n, measure=("train",), measure_every=None))
+    settings = Settings.of(settings, **changes).without_seed("gt.biasvar.network_study")
+    histories = fit(nets, sets, settings.replace(batch_size=n, measure=("train",), measure_every=None))
     with torch.no_grad():
         predictions = nets(x_test.expand(repeats, *x_test.shape))[..., 0]
     study = Study(x_test, truth[:, 0], predictions, decompose(predictions, truth[:, 0], noise, seed))

@@ -435,14 +435,14 @@ def fine_tuning_accuracy(accuracy: Mapping[float, float], source, target) -> Non
 
     seed_everything(0)
     pretrained = MLP(40, [256, 256], source.n_classes)
-    fit(pretrained, source, epochs=30, optimizer="adam", lr=1e-3, seed=0)
+    fit(pretrained, source, epochs=30, optimizer="adam", lr=1e-3, seed=0, measure_every=None)
     for rate in rates:
         seed_everything(1000)
         net = copy.deepcopy(pretrained)
         net[-1] = nn.Linear(net[-1].in_features, target.n_classes)
         body = [p for layer in list(net)[:-1] for p in layer.parameters()]
         head = list(net[-1].parameters())
-        reference = fit(net, target, epochs=100, seed=0, optimizer=lambda params: torch.optim.Adam(
+        reference = fit(net, target, epochs=100, seed=0, measure_every=None, optimizer=lambda params: torch.optim.Adam(
             [{"params": body, "lr": rate}, {"params": head, "lr": 1e-3}])).final["test_acc"]
         _require(abs(float(accuracy[rate]) - reference) < 0.02,
                  f"the accuracy for the pre-trained layers' rate {rate:g} differs from a run of the recipe: pre-train as "

@@ -62,9 +62,10 @@ def fit_widths(points: Sequence[Mapping[str, int]], data: Mapping[Hashable, Data
     points of a pack trained at once as one stack padded to the widest (StackedMLP's member_widths); a member from
     seed s starts like MLP(...) after torch.manual_seed(s) and sees gt.fit's batch order for seed s; `settings` (and
     `changes` to them) say how they train. A point's result is one row per data set: parameters, train and test
-    error and loss after the last epoch; with measure_every set, also the test error every measure_every epochs and
-    its lowest value (what optimal early stopping would give, as Nakkiran et al. measure it)."""
-    settings = Settings.of(settings, **changes)
+    error and loss after the last epoch; also the test error every measure_every epochs and
+    its lowest value (what optimal early stopping would give, as Nakkiran et al. measure it), unless
+    measure_every=None. The train and test splits are the ones measured."""
+    settings = Settings.of(settings, **changes).without_seed("gt.ensemble.fit_widths")
     members = [(name, point["width"], point.get("seed", 0), k) for name in data for k, point in enumerate(points)]
     first = next(iter(data.values()))
     nets = StackedMLP(int(np.prod(first.input_shape)), [max(width for _, width, _, _ in members)] * depth, first.n_classes,
@@ -94,7 +95,7 @@ def fit_each(data: Mapping[Hashable, DataSet], widths: Sequence[int], settings: 
     first = next(iter(data.values()))
     nets = StackedMLP(int(np.prod(first.input_shape)), widths, first.n_classes or first.train.y.shape[-1],
                       seeds=[seed for _, seed in members], activation=activation).to(default_device())
-    histories = fit(nets, [data[name] for name, _ in members], settings, **changes)
+    histories = fit(nets, [data[name] for name, _ in members], Settings.of(settings, **changes).without_seed("gt.ensemble.fit_each"))
     return [{"data": name, "seed": seed, **{key: value for key, value in history.final.items()
                                             if key.endswith(("_loss", "_acc"))},  # not the running ones
              "history": history} for (name, seed), history in zip(members, histories)]

@@ -31,12 +31,14 @@ def per_example(model: nn.Module, x: Tensor, y: Tensor, *, loss: str = "cross_en
 
     torch.func's vmap over a one-example loss; `chunk_size` examples at a time bound the memory. Runs the model
     as it is (train or eval mode); in train mode dropout draws its own mask for every example. A model whose
-    trainable parameters all sit in nn.Linear layers, without dropout, has its gradients formed from one batched
-    backward pass instead (d_i a_i^T per layer: see layer_signals), several times faster.
+    trainable parameters all sit in nn.Linear layers of their own (no tied weights, flat inputs), without dropout or
+    batch normalisation, has its gradients formed from one batched backward pass instead (d_i a_i^T per layer: see
+    layer_signals), many times faster.
     """
     each = per_example_loss(loss, n_classes)
     layers = linear_layers(model)
-    if layers is not None and not any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules()):
+    mixing = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)  # random per example, or batch statistics
+    if layers is not None and not any(isinstance(m, mixing) for m in model.modules()):
         try:
             return _per_example_linear(model, layers, x, y, each)
         except ValueError:  # shared layers or sequence inputs: vmap below
@@ -84,12 +86,14 @@ class Coherence:
 
 def linear_layers(model: nn.Module, kinds: tuple[type, ...] = (nn.Linear,)) -> list[nn.Module] | None:
     """The model's layers of the given kinds (exactly those classes, whose output is a linear map of the input plus a
-    bias) if they own every trainable parameter and all of theirs train, else None."""
+    bias) if they own every trainable parameter, each layer its own, and all of theirs train, else None."""
     layers = [module for module in model.modules() if type(module) in kinds]
-    owned = {id(p) for layer in layers for p in layer.parameters()}
+    params = [p for layer in layers for p in layer.parameters(recurse=False)]
+    owned = {id(p) for p in params}
     trainable = [p for p in model.parameters() if p.requires_grad]
-    frozen = any(not p.requires_grad for layer in layers for p in layer.parameters())
-    return None if not trainable or frozen or any(id(p) not in owned for p in trainable) else layers
+    shared = len(owned) < len(params)  # tied weights: a parameter's gradient would gather several layers' terms
+    frozen = any(not p.requires_grad for p in params)
+    return None if not trainable or shared or frozen or any(id(p) not in owned for p in trainable) else layers
 
 
 def layer_signals(model: nn.Module, layers: list[nn.Module], x: Tensor,
@@ -98,8 +102,8 @@ def layer_signals(model: nn.Module, layers: list[nn.Module], x: Tensor,
     forward pass runs them, its input a (one row per example) and, for each scalar objective of the model's output
     (a sum over the examples), the signal d = d objective / d (layer output). Example i's gradient of the layer's
     weight is the outer product of d_i and a_i (its bias gradient is d_i), so squared per-example gradient norms,
-    summed gradients and tangent kernels follow from a and d (Goodfellow 2015). Examples must not interact (eval
-    mode). Raises ValueError if a layer runs twice or not at all, or sees more than one dimension per example."""
+    summed gradients and tangent kernels follow from a and d (Goodfellow 2015). Examples must not interact (no
+    batch statistics, one dropout mask per example). Raises ValueError if a layer runs twice or not at all, or sees more than one dimension per example."""
     calls: list[tuple[nn.Module, Tensor, Tensor]] = []
 
     def keep(layer, args, out):

@@ -184,7 +184,8 @@ def iterative_magnitude_pruning(model: nn.Module, train: Callable[[nn.Module], d
 def best_epoch_trainer(data: DataSet, settings: Settings | None = None, **changes) -> Callable[..., dict]:
     """The training step of iterative_magnitude_pruning as Frankle & Carbin judge it: train(net, callbacks=())
     trains `net` with gt.fit and `settings` (and `changes` to them) and reports it at its early-stopping epoch, the
-    one of lowest validation loss (data needs a valid split): {'best_epoch', 'test_acc', 'valid_loss'} at that epoch."""
+    one of lowest validation loss (data needs a valid split; it and the test split are measured every epoch,
+    whatever the settings say): {'best_epoch', 'test_acc', 'valid_loss'} at that epoch."""
     settings = Settings.of(settings, **changes).replace(measure=("valid", "test"), measure_every=1)
     if data.valid is None:
         raise ValueError("a network is judged at its lowest validation loss: hold out a validation split first")
@@ -203,9 +204,10 @@ def ticket(model: nn.Module, mask: dict[str, Tensor], state: dict[str, Tensor]) 
 
 
 def _seed_packs(points: list[dict], **_) -> list[list[int]]:
-    """lottery's packs: its seeds split evenly over the sweep's worker processes (GENTOOLS_WORKERS), one stack each.
-    A member trains alike whatever else is in its stack, so this changes no number, only how many cores work."""
-    count = min(len(points), config.workers())
+    """lottery's packs: on a CPU, its seeds split evenly over the sweep's worker processes (GENTOOLS_WORKERS), one
+    stack each; on a GPU (one process), one stack. A member trains alike whatever else is in its stack, so this
+    changes no number, only how many cores work."""
+    count = min(len(points), config.workers()) if default_device().type == "cpu" else 1
     return [part.tolist() for part in np.array_split(np.arange(len(points)), count)]
 
 
@@ -216,16 +218,19 @@ def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence
     """Iterative magnitude pruning of MLPs in -> widths -> classes, with both controls: a packed run function for
     gt.sweep over `seed`, which trains all the seeds of a pack at once (packs: the seeds split over the workers).
 
-    Each round trains by gt.fit with `settings` (and `changes` to them), as one stack (gt.models.StackedMLP with masks), every seed's ticket (its mask, its original
-    initial weights: rewinding to step 0) and, in `control_rounds`, the two controls: the same mask re-initialised
-    (seed + reinit_offset) and a random mask with the same number of weights per layer and the original weights.
-    Every member is judged at its early-stopping epoch, the one of lowest validation loss (data needs a valid split).
+    Each round trains by gt.fit with `settings` (and `changes` to them), as one stack (gt.models.StackedMLP with
+    masks), every seed's ticket (its mask, its original initial weights: rewinding to step 0) and, in
+    `control_rounds`, the two controls: the same mask re-initialised (seed + reinit_offset) and a random mask with
+    the same number of weights per layer and the original weights. Every member is judged at its early-stopping
+    epoch, the one of lowest validation loss (data needs a valid split): the validation and test splits are measured
+    every epoch, whatever the settings say, and each member's batch order is its seed's.
     Then each ticket loses `fraction` of its surviving weights in every layer (`output_fraction` in the last), by
     the magnitude of its trained weights. Each point's result: one row per round and variant of its seed (seed,
     round, remaining, variant, best_epoch, test_acc, valid_loss); the last round's ticket also carries
     `first_layer_mask` (units x inputs)."""
     seeds = [point["seed"] for point in points]
-    settings = Settings.of(settings, **changes).replace(measure=("valid", "test"), measure_every=1)
+    settings = Settings.of(settings, **changes).without_seed("gt.prune.lottery").replace(measure=("valid", "test"),
+                                                                                          measure_every=1)
     if data.valid is None:
         raise ValueError("lottery() judges every network at its lowest validation loss: hold out a validation split first")
     in_features, classes = int(torch.tensor(data.input_shape).prod()), data.n_classes

@@ -110,14 +110,15 @@ METHODS: dict[str, Method] = {
 def run(method: str, data: DataSet, widths: list[int], settings: Settings | None = None, *, seed: int,
         strength: float | None = None, **changes) -> dict[str, Any]:
     """An MLP in -> widths -> classes regularized by METHODS[method], initialised from `seed` and trained by gt.fit
-    with `settings` (and `changes` to them) and the batch seed `seed`. One row: every split's final accuracy (after early stopping restores
+    with `settings` (and `changes` to them) and the batch order of `seed`. One row: every split's final accuracy (after early stopping restores
     its best weights), the validation loss, the epoch early stopping kept (NaN without it) and the History."""
     if method not in METHODS:
         raise ValueError(f"Unknown regularizer {method!r}; the registry has: {', '.join(METHODS)}")
     options = METHODS[method].options(strength)
     seed_everything(seed)
     model = MLP(int(torch.tensor(data.input_shape).prod()), widths, data.n_classes, **options.get("model", {}))
-    history = fit(model, data, Settings.of(settings, **changes, seed=seed), **options.get("fit", {}))
+    settings = Settings.of(settings, **changes).without_seed("gt.regularize.run").replace(seed=seed)
+    history = fit(model, data, settings, **options.get("fit", {}))
     final = {name: evaluate(model, part, n_classes=data.n_classes) for name, part in data.splits.items()}
     return {**{f"{name}_acc": measured["acc"] for name, measured in final.items()},
             "valid_loss": final["valid"]["loss"] if "valid" in final else float("nan"),

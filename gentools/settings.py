@@ -6,7 +6,7 @@ a variation is `settings.replace(lr=...)`. Each bad value gets one clear message
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from numbers import Integral, Real
 from typing import Any
 
@@ -23,7 +23,7 @@ class Settings:
     loss: 'cross_entropy' or 'mse' (None: cross-entropy for classes, squared error for regression).
     measure_every: measure the splits every so many epochs (None: only before and after training); measure: the
     splits to measure (None: all). seed: the batch order (and dropout, augmentation); for a stack of models, one seed
-    or one per member (None: 0, or the stack's own seeds). Every seed is shifted by GENTOOLS_SEED in gt.sweep.
+    or one per member (None: 0, or the stack's own seeds). Every seed is shifted by GENTOOLS_SEED (device.run_seed).
     """
 
     epochs: int
@@ -38,10 +38,19 @@ class Settings:
     seed: int | tuple[int, ...] | None = None
 
     def __post_init__(self):
-        for name in ("measure", "seed"):  # lists become tuples, so that settings stay hashable and frozen
+        if isinstance(self.measure, str):  # one split named alone
+            object.__setattr__(self, "measure", (self.measure,))
+        for name in ("measure", "seed"):  # lists and arrays become tuples, so that settings stay hashable and frozen
             value = getattr(self, name)
-            if isinstance(value, Sequence) and not isinstance(value, str):
+            if not isinstance(value, (str, Integral)) and isinstance(value, Iterable):
                 object.__setattr__(self, name, tuple(value))
+        for name in ("epochs", "batch_size", "measure_every", "seed"):  # NumPy integers become Python ones
+            value = getattr(self, name)
+            if isinstance(value, Integral) and not isinstance(value, bool):
+                object.__setattr__(self, name, int(value))
+            elif name == "seed" and isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(int(s) if isinstance(s, Integral) and not isinstance(s, bool) else s
+                                                     for s in value))
         problems = [f"{name} must be {rule}, got {getattr(self, name)!r}" for name, ok, rule in [
             ("epochs", _whole(self.epochs, 0), "a whole number, 0 or more"),
             ("optimizer", callable(self.optimizer) or self.optimizer in OPTIMIZERS,
@@ -74,6 +83,13 @@ class Settings:
         if not isinstance(settings, cls):
             raise TypeError(f"settings must be a gt.Settings, got {type(settings).__name__}")
         return settings.replace(**changes) if changes else settings
+
+    def without_seed(self, who: str) -> Settings:
+        """These settings, checked to leave the seed to `who`, which seeds its own runs (their points or members)."""
+        if self.seed is not None:
+            raise ValueError(f"{who} seeds its runs itself (their seed points or members), so the settings' seed must "
+                             f"be left unset, got seed={self.seed!r}")
+        return self
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (checked again)."""

@@ -29,6 +29,7 @@ from .models import StackedMLP
 from .settings import Settings
 from .sweep import sweep
 
+
 class TrainingOutsideCache(RuntimeError):
     """gt.fit was called while GENTOOLS_CACHED_ONLY is set (gentools.config.cached_only)."""
 
@@ -216,6 +217,9 @@ def fitted(build: Callable[[], nn.Module], data: DataSet, settings: Settings | N
     after the tests) reads them instead of training again. Returns (model, history), the model on the data's device
     and in training mode, as fit leaves it.
     """
+    if "seed" in options or (settings is not None and settings.seed is not None):
+        raise ValueError("gt.fitted takes the run's seed as seed= (it seeds the initialisation and the batch order); "
+                         "leave the settings' seed unset.")
     table = sweep(_fit_and_keep, grid=dict(seed=[seed]), name=name,
                   fixed=dict(build=build, data=data, settings=settings, options=options))
     with random_state_kept():

@@ -120,3 +120,19 @@ def test_the_scaled_model_starts_at_zero_and_its_function_moves_alike_for_every_
     assert moves[0.5][1] == pytest.approx(8 * moves[4.0][1], rel=1e-3)
     with pytest.raises(ValueError, match="alpha"):
         kernels.Scaled(nn.Linear(2, 2), 0.0)
+
+
+def test_tied_weights_take_the_jacobians():
+    torch.manual_seed(6)
+    first, second = nn.Linear(4, 4), nn.Linear(4, 4)
+    second.weight = first.weight                      # one parameter, two layers: its gradient has two terms
+    model = nn.Sequential(first, nn.Tanh(), second)
+    x, y = torch.randn(5, 4), torch.randn(5, 4)
+    assert gt.gradients.linear_layers(model) is None
+    expected = torch.einsum("icp,jcp->ij", _jacobian(model, x), _jacobian(model, x)) / 4
+    torch.testing.assert_close(kernels.ntk(model, x), expected)
+    grads, _ = gt.gradients.per_example(model, x, y, loss="mse")
+    for i in range(len(x)):
+        model.zero_grad()
+        (model(x[i:i + 1]) - y[i:i + 1]).pow(2).mean().backward()
+        torch.testing.assert_close(grads["0.weight"][i], first.weight.grad)

@@ -1,6 +1,6 @@
-"""The chapters hold the lesson, gentools the machinery: no chapter's code outside the exercises may grow, and each
-ceiling falls as a chapter moves machinery into gentools, down to the budget (bench/notebook_code.py's BUDGET: 150
-lines and 4 definitions). A chapter within the budget is held to the budget."""
+"""The chapters hold the lesson, gentools the machinery: no chapter's code outside the exercises may grow past its
+count today, and each ceiling falls as a chapter moves machinery into gentools, toward the budget (bench/
+notebook_code.py's BUDGET: 150 lines and 4 definitions); a new chapter starts at the budget."""
 import sys
 from pathlib import Path
 
@@ -28,7 +28,7 @@ CEILINGS = {
 def test_a_chapter_holds_no_more_code_than_its_ceiling(path):
     lines, definitions = CEILINGS.get(path.stem, (BUDGET["lines"], BUDGET["definitions"]))
     counts = measure(path)
-    assert counts["lines"] <= max(lines, BUDGET["lines"]) and counts["definitions"] <= max(definitions, BUDGET["definitions"]), (
+    assert counts["lines"] <= lines and counts["definitions"] <= definitions, (
         f"{path.stem}: {counts['lines']} code lines and {counts['definitions']} definitions outside the exercises; "
         f"its ceiling is {lines} and {definitions} (the budget: {BUDGET['lines']} and {BUDGET['definitions']}). "
         "Move machinery into gentools rather than raise the ceiling.")

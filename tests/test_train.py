@@ -152,3 +152,14 @@ def test_a_setting_out_of_range_gets_one_clear_message(small_mnist1d, setting, m
         gt.Settings(**{"epochs": 1, **setting})
     with pytest.raises(ValueError, match=message):
         gt.fit(gt.models.MLP(40, [4], 10), small_mnist1d, **{"epochs": 1, **setting})
+
+
+def test_settings_take_numpy_numbers_and_one_split_name_and_leave_seeds_to_experiments(small_mnist1d):
+    import numpy as np
+
+    settings = gt.Settings(epochs=np.int64(2), batch_size=np.int64(50), seed=np.arange(3), measure="test")
+    assert settings.epochs == 2 and type(settings.epochs) is int and settings.seed == (0, 1, 2) and settings.measure == ("test",)
+    with pytest.raises(ValueError, match="seeds its runs itself"):
+        gt.ensemble.fit_each({"d": small_mnist1d}, [4], epochs=1, seed=3)
+    with pytest.raises(ValueError, match="gt.fitted takes the run's seed as seed="):
+        gt.fitted(lambda: gt.models.MLP(40, [4], 10), small_mnist1d, gt.Settings(epochs=1, seed=2), name="seeded")
