@@ -1,7 +1,7 @@
 """How a model is trained, stated once: `gt.Settings` holds the settings that gt.fit and every experiment built on it
 take (optimiser, learning rate, epochs, batch size, loss, what to measure and how often, seed), with their defaults
-and their checks in one place. A chapter states its settings at the top, per scale with gt.pick, and passes them on;
-a variation is `settings.replace(lr=...)`. Each bad value gets one clear message before anything trains.
+and their checks in one place. A chapter can state its settings once (chapter 3's BASE) and pass them on; a
+variation is `settings.replace(lr=...)`. Each bad value gets one clear message before anything trains.
 """
 from __future__ import annotations
 
