@@ -38,8 +38,9 @@ def main() -> None:
     plain_s = time.perf_counter() - start
 
     groups = gt.ensemble.width_groups(args.widths, depth=2)  # how fit_widths packs the widths (printed below)
-    options = dict(grid=dict(width=args.widths), fixed=dict(data={"noisy": data}, depth=2, epochs=args.epochs, optimizer="sgd", lr=0.01,
-                                                                   measure_every=None, progress=False),
+    options = dict(grid=dict(width=args.widths),
+                   fixed=dict(data={"noisy": data}, depth=2, epochs=args.epochs, optimizer="sgd", lr=0.01,
+                              measure_every=None, progress=False),
                    name="bench-double-descent", cache=False, progress=False)
     start = time.perf_counter()
     here = gt.sweep(gt.ensemble.fit_widths, **options)
