@@ -1,6 +1,7 @@
 """Ensembles and stacks of networks: averaging members' predictions; one MLP per named data set and seed trained
 as one stack (fit_each); and width sweeps whose points gt.sweep trains in a few padded stacks (fit_widths, a packed
-run function: gt.models.StackedMLP with member_widths) instead of one training loop per width.
+run function: gt.models.StackedMLP with member_widths) instead of one training loop per width, or, for another
+architecture of the registry (a ResNet-18 of width k), one point at a time.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from torch import Tensor
 
 from .data import DataSet, TensorData
 from .device import device as default_device
-from .models import StackedMLP, count_parameters
+from .device import seed_everything
+from .models import StackedMLP, build, count_parameters
 from .settings import Settings
 from .sweep import packed
 from .train import fit
@@ -44,9 +46,13 @@ def width_groups(widths: Sequence[int], depth: int = 1, copies: int = 1, in_out:
     return groups
 
 
-def _width_packs(points: list[dict], data: Mapping[Hashable, DataSet], *, depth: int = 1, **_) -> list[list[int]]:
-    """fit_widths' packs: the widths split at the least arithmetic (width_groups), each with all its seeds and data
-    sets; the cost model's sizes come from the data (inputs + classes) and the number of copies of a width."""
+def _width_packs(points: list[dict], data: Mapping[Hashable, DataSet], *, depth: int = 1, architecture: str = "mlp",
+                 **_) -> list[list[int]]:
+    """fit_widths' packs: for MLPs, the widths split at the least arithmetic (width_groups), each with all its seeds
+    and data sets, the cost model's sizes from the data (inputs + classes) and the number of copies of a width; for
+    any other architecture, one point a pack."""
+    if architecture != "mlp":
+        return [[i] for i in range(len(points))]
     first = next(iter(data.values()))
     widths = [point["width"] for point in points]
     groups = width_groups(widths, depth=depth, copies=len(data) * max(Counter(widths).values()),
@@ -56,25 +62,39 @@ def _width_packs(points: list[dict], data: Mapping[Hashable, DataSet], *, depth:
 
 @packed(keys=("width", "seed"), packs=_width_packs)
 def fit_widths(points: Sequence[Mapping[str, int]], data: Mapping[Hashable, DataSet], settings: Settings | None = None,
-               *, depth: int = 1, progress: bool | None = None, **changes) -> list[list[dict[str, object]]]:
-    """A packed run function for gt.sweep over `width` (and `seed`, default 0): for each point, an MLP with `depth`
-    hidden layers of that width on each data set (same inputs, labels of their own: clean and noisy, say), all the
-    points of a pack trained at once as one stack padded to the widest (StackedMLP's member_widths); a member from
-    seed s starts like MLP(...) after torch.manual_seed(s) and sees gt.fit's batch order for seed s; `settings` (and
-    `changes` to them) say how they train. A point's result is one row per data set: parameters, train and test
-    error and loss after the last epoch; also the test error every measure_every epochs and
-    its lowest value (what optimal early stopping would give, as Nakkiran et al. measure it), unless
-    measure_every=None. The train and test splits are the ones measured."""
+               *, depth: int = 1, architecture: str = "mlp", progress: bool | None = None,
+               **changes) -> list[list[dict[str, object]]]:
+    """A packed run function for gt.sweep over `width` (and `seed`, default 0): for each point, a network of that
+    width on each data set (same inputs, labels of their own: clean and noisy, say), trained by gt.fit with
+    `settings` (and `changes` to them). A point's result is one row per data set: parameters, train and test error
+    and loss after the last epoch; also the test error every measure_every epochs and its lowest value (what optimal
+    early stopping would give, as Nakkiran et al. measure it), unless measure_every=None. The train and test splits
+    are the ones measured.
+
+    The network is an MLP with `depth` hidden layers of that width, all the points of a pack trained at once as one
+    stack padded to the widest (StackedMLP's member_widths): a member from seed s starts like MLP(...) after
+    torch.manual_seed(s) and sees gt.fit's batch order for seed s. Or it is `architecture` from the registry
+    (gt.models.build, its width: ResNet-18's k for deep double descent), one point at a time, seeded alike."""
     settings = Settings.of(settings, **changes).without_seed("gt.ensemble.fit_widths")
     members = [(name, point["width"], point.get("seed", 0), k) for name in data for k, point in enumerate(points)]
     first = next(iter(data.values()))
-    nets = StackedMLP(int(np.prod(first.input_shape)), [max(width for _, width, _, _ in members)] * depth, first.n_classes,
-                      seeds=[seed for _, _, seed, _ in members], member_widths=[[w] * depth for _, w, _, _ in members])
-    nets.to(default_device())  # the data sets may stay on the CPU (cheap to send to worker processes)
-    histories = fit(nets, [data[name] for name, *_ in members], settings, measure=["train", "test"], progress=progress)
+    if architecture == "mlp":
+        nets = StackedMLP(int(np.prod(first.input_shape)), [max(width for _, width, _, _ in members)] * depth,
+                          first.n_classes, seeds=[seed for _, _, seed, _ in members],
+                          member_widths=[[w] * depth for _, w, _, _ in members])
+        nets.to(default_device())  # the data sets may stay on the CPU (cheap to send to worker processes)
+        histories = fit(nets, [data[name] for name, *_ in members], settings, measure=["train", "test"], progress=progress)
+        networks = [nets.member(i) for i in range(len(members))]
+    else:
+        networks, histories = [], []
+        for name, width, seed, _ in members:
+            seed_everything(seed)
+            networks.append(build(architecture, first.input_shape, first.n_classes, width).to(default_device()))
+            histories.append(fit(networks[-1], data[name], settings.replace(seed=seed), measure=["train", "test"],
+                                 progress=progress))
     rows: list[list[dict[str, object]]] = [[] for _ in points]
-    for i, ((name, width, seed, k), history) in enumerate(zip(members, histories)):
-        row = {"data": name, "width": width, "seed": seed, "parameters": count_parameters(nets.member(i))}
+    for (name, width, seed, k), net, history in zip(members, networks, histories):
+        row = {"data": name, "width": width, "seed": seed, "parameters": count_parameters(net)}
         for split in ("train", "test"):
             row[f"{split}_error"], row[f"{split}_loss"] = 1 - history.final[f"{split}_acc"], history.final[f"{split}_loss"]
         if settings.measure_every:

@@ -263,3 +263,30 @@ class StackedMLP(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+
+def _cnn(shape: tuple[int, ...], classes: int) -> nn.Module:
+    return CNN1d(shape[0], classes) if len(shape) == 1 else CNN2d(shape[0], classes, image_size=shape[-1])
+
+
+ARCHITECTURES = {  # name: (build(input_shape, n_classes, [width]), whether it takes a width)
+    "cnn": (_cnn, False),
+    "conv-2": (lambda shape, classes: ConvNet(2, shape[0], classes, image_size=shape[-1]), False),
+    "conv-4": (lambda shape, classes: ConvNet(4, shape[0], classes, image_size=shape[-1]), False),
+    "conv-6": (lambda shape, classes: ConvNet(6, shape[0], classes, image_size=shape[-1]), False),
+    "resnet18": (lambda shape, classes, k: ResNet18(k, shape[0], classes), True),
+}
+
+
+def build(architecture: str, input_shape: Sequence[int], n_classes: int, width: int | None = None) -> nn.Module:
+    """A network of the registry by name, for inputs of `input_shape` and `n_classes` outputs, so that a run function
+    takes its model as a setting and the paper scale changes a name, not the code: 'cnn' (the MNIST-1D reference CNN
+    for signals, CNN2d for images), 'conv-2', 'conv-4', 'conv-6' (Frankle & Carbin's, for images) and 'resnet18'
+    (its `width` k; 64 is the standard network). MLPs train as stacks (StackedMLP) and are not in the registry."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"Unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+    make, takes_width = ARCHITECTURES[architecture]
+    if takes_width != (width is not None):
+        raise ValueError(f"{architecture} {'needs' if takes_width else 'takes no'} width, got width={width}")
+    return make(tuple(input_shape), n_classes, *([width] if takes_width else []))

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from . import config
 from .data import DataSet
 from .device import device as default_device
-from .device import generator
-from .models import StackedMLP
+from .device import generator, seed_everything
+from .models import StackedMLP, build
 from .settings import Settings
 from .sweep import packed
 from .train import Callback, fit
@@ -184,15 +184,15 @@ def iterative_magnitude_pruning(model: nn.Module, train: Callable[[nn.Module], d
 def best_epoch_trainer(data: DataSet, settings: Settings | None = None, **changes) -> Callable[..., dict]:
     """The training step of iterative_magnitude_pruning as Frankle & Carbin judge it: train(net, callbacks=())
     trains `net` with gt.fit and `settings` (and `changes` to them) and reports it at its early-stopping epoch, the
-    one of lowest validation loss (data needs a valid split; it and the test split are measured every epoch,
-    whatever the settings say): {'best_epoch', 'test_acc', 'valid_loss'} at that epoch."""
+    trained epoch (1 or later) of lowest validation loss (data needs a valid split; it and the test split are
+    measured every epoch, whatever the settings say): {'best_epoch', 'test_acc', 'valid_loss'} at that epoch."""
     settings = Settings.of(settings, **changes).replace(measure=("valid", "test"), measure_every=1)
     if data.valid is None:
         raise ValueError("a network is judged at its lowest validation loss: hold out a validation split first")
 
     def train(net: nn.Module, callbacks: Sequence[Callback] = ()) -> dict:
         history = fit(net, data, settings, callbacks=callbacks)
-        best = history.best("valid_loss")
+        best = history.records[1 + int(np.nanargmin(history["valid_loss"][1:]))]  # epoch 0 is the untrained network
         return {"best_epoch": int(best["epoch"]), "test_acc": best["test_acc"], "valid_loss": best["valid_loss"]}
 
     return train
@@ -212,11 +212,14 @@ def _seed_packs(points: list[dict], **_) -> list[list[int]]:
 
 
 @packed(keys=("seed",), packs=_seed_packs)
-def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence[int], settings: Settings | None = None,
-            *, rounds: int, control_rounds: Sequence[int] = (), fraction: float = 0.2, output_fraction: float = 0.1,
+def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence[int] | None = None,
+            settings: Settings | None = None, *, architecture: str = "mlp", rounds: int, control_rounds: Sequence[int] = (),
+            fraction: float = 0.2, output_fraction: float = 0.1, conv_fraction: float | None = None,
             reinit_offset: int = 10_000, progress: bool | None = None, **changes) -> list[list[dict]]:
     """Iterative magnitude pruning of MLPs in -> widths -> classes, with both controls: a packed run function for
     gt.sweep over `seed`, which trains all the seeds of a pack at once (packs: the seeds split over the workers).
+    With another `architecture` of the registry (gt.models.build: Frankle & Carbin's 'conv-2', 'conv-4', 'conv-6'),
+    the same procedure trains one network at a time, its convolutions pruned at `conv_fraction` a round.
 
     Each round trains by gt.fit with `settings` (and `changes` to them), as one stack (gt.models.StackedMLP with
     masks), every seed's ticket (its mask, its original initial weights: rewinding to step 0) and, in
@@ -227,12 +230,19 @@ def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence
     Then each ticket loses `fraction` of its surviving weights in every layer (`output_fraction` in the last), by
     the magnitude of its trained weights. Each point's result: one row per round and variant of its seed (seed,
     round, remaining, variant, best_epoch, test_acc, valid_loss); the last round's ticket also carries
-    `first_layer_mask` (units x inputs)."""
+    `first_layer_mask` (units x inputs; MLPs only)."""
     seeds = [point["seed"] for point in points]
     settings = Settings.of(settings, **changes).without_seed("gt.prune.lottery").replace(measure=("valid", "test"),
                                                                                           measure_every=1)
     if data.valid is None:
         raise ValueError("lottery() judges every network at its lowest validation loss: hold out a validation split first")
+    if (architecture == "mlp") == (widths is None):
+        raise ValueError(f"lottery() takes widths for an MLP and none for another architecture (architecture="
+                         f"{architecture!r}, widths={widths})")
+    if architecture != "mlp":
+        return [_lottery_one(architecture, data, settings.replace(seed=seed), rounds=rounds, control_rounds=control_rounds,
+                             fraction=fraction, output_fraction=output_fraction, conv_fraction=conv_fraction,
+                             reinit_offset=reinit_offset) for seed in seeds]
     in_features, classes = int(torch.tensor(data.input_shape).prod()), data.n_classes
     sizes = [in_features, *widths, classes]
     dev = default_device()
@@ -264,3 +274,24 @@ def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence
                 tickets[seed] = [_prune_smallest(nets.weights[layer][i].detach().abs(), tickets[seed][layer],
                                                  output_fraction if layer == last else fraction) for layer in range(last + 1)]
     return [[row for row in rows if row["seed"] == seed] for seed in seeds]
+
+
+def _lottery_one(architecture: str, data: DataSet, settings: Settings, *, rounds: int, control_rounds: Sequence[int],
+                 fraction: float, output_fraction: float, conv_fraction: float | None, reinit_offset: int) -> list[dict]:
+    """lottery() for one network of the registry and one seed (settings.seed): the same rounds, rows and controls."""
+    def fresh(seed: int) -> nn.Module:
+        seed_everything(seed)
+        return build(architecture, data.input_shape, data.n_classes).to(default_device())
+
+    seed, train = settings.seed, best_epoch_trainer(data, settings)
+    records = iterative_magnitude_pruning(fresh(seed), train, rounds, fraction, output_fraction, conv_fraction=conv_fraction)
+    rows = []
+    for record in records:
+        variants = {"winning ticket": record}
+        if record["round"] in control_rounds:
+            variants["re-initialised"] = train(apply_masks(fresh(seed + reinit_offset), record["masks"]))
+            variants["random mask"] = train(apply_masks(fresh(seed), random_masks(record["masks"], seed=seed + record["round"])))
+        rows += [{"seed": seed, "round": record["round"], "remaining": record["remaining"], "variant": variant,
+                  **{key: result[key] for key in ("best_epoch", "test_acc", "valid_loss")}} for variant, result in variants.items()]
+    return rows
+

@@ -52,3 +52,26 @@ def test_conv_2_4_6(n_conv, convolutions):
     assert sum(isinstance(m, torch.nn.Conv2d) for m in model) == convolutions
     with pytest.raises(ValueError, match="Conv-2"):
         gt.models.ConvNet(3)
+
+
+def test_the_registry_builds_each_network_by_name_for_the_data_shape():
+    assert isinstance(gt.models.build("cnn", (40,), 10), gt.models.CNN1d)
+    cnn = gt.models.build("cnn", (1, 28, 28), 10)
+    assert isinstance(cnn, gt.models.CNN2d) and cnn(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert gt.models.build("conv-4", (3, 32, 32), 10)(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert gt.models.build("resnet18", (3, 32, 32), 5, width=2)(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
+    with pytest.raises(ValueError, match="Unknown architecture 'vgg'; choose one of cnn, conv-2"):
+        gt.models.build("vgg", (3, 32, 32), 10)
+    with pytest.raises(ValueError, match="resnet18 needs width"):
+        gt.models.build("resnet18", (3, 32, 32), 10)
+    with pytest.raises(ValueError, match="conv-2 takes no width"):
+        gt.models.build("conv-2", (3, 32, 32), 10, width=8)
+
+
+def test_the_registry_cnn_is_the_chapters_cnn():
+    """Chapter 8 builds its CNNs by name: the same networks, the same initial weights, as the classes it used."""
+    for shape, direct in [((40,), gt.models.CNN1d), ((1, 8, 8), gt.models.CNN2d)]:
+        torch.manual_seed(0)
+        by_name = gt.models.build("cnn", shape, 10)
+        torch.manual_seed(0)
+        assert all(torch.equal(a, b) for a, b in zip(by_name.state_dict().values(), direct().state_dict().values()))
