@@ -265,7 +265,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-
 def _cnn(shape: tuple[int, ...], classes: int) -> nn.Module:
     return CNN1d(shape[0], classes) if len(shape) == 1 else CNN2d(shape[0], classes, image_size=shape[-1])
 

@@ -2,8 +2,8 @@
 the published settings, as functions of a data set, called at GENTOOLS_SCALE=paper on the full data sets from the
 data folder. Chapters 5, 6 and 8 run their paper scale through the same run functions as tiny and book, with other
 settings (gt.ensemble.fit_widths and gt.prune.lottery take an architecture of gt.models.build; chapter 8's
-attack_run takes MNIST). tests/test_paper_scale.py runs every paper-scale path for a step or two on tiny fakes of
-the data sets, in their real on-disk format.
+attack_run takes MNIST). tests/test_paper_scale.py runs these, the paper-scale paths of the topic modules and the
+parts of chapter 8's attack_run for a step or two on tiny fakes of the data sets, in their real on-disk format.
 """
 from __future__ import annotations
 

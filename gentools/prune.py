@@ -20,7 +20,7 @@ from . import config
 from .data import DataSet
 from .device import device as default_device
 from .device import generator, seed_everything
-from .models import StackedMLP, build
+from .models import ARCHITECTURES, StackedMLP, build
 from .settings import Settings
 from .sweep import packed
 from .train import Callback, fit
@@ -181,7 +181,8 @@ def iterative_magnitude_pruning(model: nn.Module, train: Callable[[nn.Module], d
     return records
 
 
-def best_epoch_trainer(data: DataSet, settings: Settings | None = None, **changes) -> Callable[..., dict]:
+def best_epoch_trainer(data: DataSet, settings: Settings | None = None, *, progress: bool | None = None,
+                       **changes) -> Callable[..., dict]:
     """The training step of iterative_magnitude_pruning as Frankle & Carbin judge it: train(net, callbacks=())
     trains `net` with gt.fit and `settings` (and `changes` to them) and reports it at its early-stopping epoch, the
     trained epoch (1 or later) of lowest validation loss (data needs a valid split; it and the test split are
@@ -191,7 +192,7 @@ def best_epoch_trainer(data: DataSet, settings: Settings | None = None, **change
         raise ValueError("a network is judged at its lowest validation loss: hold out a validation split first")
 
     def train(net: nn.Module, callbacks: Sequence[Callback] = ()) -> dict:
-        history = fit(net, data, settings, callbacks=callbacks)
+        history = fit(net, data, settings, callbacks=callbacks, progress=progress)
         best = history.records[1 + int(np.nanargmin(history["valid_loss"][1:]))]  # epoch 0 is the untrained network
         return {"best_epoch": int(best["epoch"]), "test_acc": best["test_acc"], "valid_loss": best["valid_loss"]}
 
@@ -218,8 +219,9 @@ def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence
             reinit_offset: int = 10_000, progress: bool | None = None, **changes) -> list[list[dict]]:
     """Iterative magnitude pruning of MLPs in -> widths -> classes, with both controls: a packed run function for
     gt.sweep over `seed`, which trains all the seeds of a pack at once (packs: the seeds split over the workers).
-    With another `architecture` of the registry (gt.models.build: Frankle & Carbin's 'conv-2', 'conv-4', 'conv-6'),
-    the same procedure trains one network at a time, its convolutions pruned at `conv_fraction` a round.
+    With another `architecture` of the registry, one without a width (gt.models.build: 'cnn', and Frankle &
+    Carbin's 'conv-2', 'conv-4', 'conv-6'), the same procedure and controls train one network at a time, its
+    convolutions pruned at `conv_fraction` a round.
 
     Each round trains by gt.fit with `settings` (and `changes` to them), as one stack (gt.models.StackedMLP with
     masks), every seed's ticket (its mask, its original initial weights: rewinding to step 0) and, in
@@ -239,10 +241,13 @@ def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence
     if (architecture == "mlp") == (widths is None):
         raise ValueError(f"lottery() takes widths for an MLP and none for another architecture (architecture="
                          f"{architecture!r}, widths={widths})")
+    if architecture != "mlp" and ARCHITECTURES.get(architecture, (None, False))[1]:
+        raise ValueError(f"lottery() trains a network of fixed size; {architecture} is sized by a width: choose one of "
+                         f"{', '.join(name for name, (_, sized) in ARCHITECTURES.items() if not sized)}, or 'mlp'")
     if architecture != "mlp":
         return [_lottery_one(architecture, data, settings.replace(seed=seed), rounds=rounds, control_rounds=control_rounds,
                              fraction=fraction, output_fraction=output_fraction, conv_fraction=conv_fraction,
-                             reinit_offset=reinit_offset) for seed in seeds]
+                             reinit_offset=reinit_offset, progress=progress) for seed in seeds]
     in_features, classes = int(torch.tensor(data.input_shape).prod()), data.n_classes
     sizes = [in_features, *widths, classes]
     dev = default_device()
@@ -277,21 +282,23 @@ def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence
 
 
 def _lottery_one(architecture: str, data: DataSet, settings: Settings, *, rounds: int, control_rounds: Sequence[int],
-                 fraction: float, output_fraction: float, conv_fraction: float | None, reinit_offset: int) -> list[dict]:
+                 fraction: float, output_fraction: float, conv_fraction: float | None, reinit_offset: int,
+                 progress: bool | None) -> list[dict]:
     """lottery() for one network of the registry and one seed (settings.seed): the same rounds, rows and controls."""
     def fresh(seed: int) -> nn.Module:
         seed_everything(seed)
         return build(architecture, data.input_shape, data.n_classes).to(default_device())
 
-    seed, train = settings.seed, best_epoch_trainer(data, settings)
+    seed, train = settings.seed, best_epoch_trainer(data, settings, progress=progress)
+    # as in a stack, a member's batch order is its initial weights' seed: the re-initialised control has its own
+    reinit_train = best_epoch_trainer(data, settings.replace(seed=seed + reinit_offset), progress=progress)
     records = iterative_magnitude_pruning(fresh(seed), train, rounds, fraction, output_fraction, conv_fraction=conv_fraction)
     rows = []
     for record in records:
         variants = {"winning ticket": record}
         if record["round"] in control_rounds:
-            variants["re-initialised"] = train(apply_masks(fresh(seed + reinit_offset), record["masks"]))
+            variants["re-initialised"] = reinit_train(apply_masks(fresh(seed + reinit_offset), record["masks"]))
             variants["random mask"] = train(apply_masks(fresh(seed), random_masks(record["masks"], seed=seed + record["round"])))
         rows += [{"seed": seed, "round": record["round"], "remaining": record["remaining"], "variant": variant,
                   **{key: result[key] for key in ("best_epoch", "test_acc", "valid_loss")}} for variant, result in variants.items()]
     return rows
-

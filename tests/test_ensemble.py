@@ -211,3 +211,9 @@ def test_a_width_sweep_trains_its_points_in_stacks_and_a_new_width_alone(small_m
     grown = gt.sweep(gt.ensemble.fit_widths, grid=dict(width=[4, 5, 6, 7], seed=[0, 1]), **options)
     assert grown.attrs["computed"] == 2 and stacks == [2]  # the new width's two seeds, one stack
     assert grown.iloc[:6].equals(first)
+
+
+def test_fit_widths_refuses_an_architecture_it_cannot_size(small_mnist1d):
+    for architecture, depth in [("cnn", 1), ("MLP", 1), ("resnet18", 2)]:
+        with pytest.raises(ValueError, match="fit_widths\\(\\) sweeps 'mlp' \\(any depth\\) or a registry network sized by a width"):
+            gt.ensemble.fit_widths([{"width": 4}], {"clean": small_mnist1d}, architecture=architecture, depth=depth, epochs=1)

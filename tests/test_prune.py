@@ -147,8 +147,10 @@ def test_best_epoch_trainer_reports_the_epoch_of_lowest_validation_loss(small_mn
     gt.seed_everything(0)
     history = gt.fit(gt.models.MLP(40, [32], 10), data, epochs=6, lr=3e-2)
     losses = history["valid_loss"]
-    assert result["best_epoch"] == int(np.nanargmin(losses)) and result["valid_loss"] == pytest.approx(np.nanmin(losses))
+    assert result["best_epoch"] == 1 + int(np.nanargmin(losses[1:])) and result["valid_loss"] == pytest.approx(np.nanmin(losses[1:]))
     assert result["test_acc"] == pytest.approx(history["test_acc"][result["best_epoch"]])
+    untrained = prune.best_epoch_trainer(data, epochs=3, lr=0.0)(gt.models.MLP(40, [32], 10))
+    assert untrained["best_epoch"] == 1  # every epoch ties with the untrained network: the first trained one is reported
     with pytest.raises(ValueError, match="validation split"):
         prune.best_epoch_trainer(small_mnist1d, epochs=1, lr=1e-3)
 
@@ -164,3 +166,27 @@ def test_a_seed_trains_alike_in_any_stack_so_the_seeds_spread_over_the_workers(s
     assert prune._seed_packs(points) == [[0, 1], [2]]
     monkeypatch.setenv("GENTOOLS_WORKERS", "1")
     assert prune._seed_packs(points) == [[0, 1, 2]]
+
+
+def test_a_lottery_of_a_registry_network_is_iterative_pruning_of_that_network_with_the_same_controls(small_mnist1d):
+    data = small_mnist1d.hold_out(0.25, seed=0)
+    options = dict(epochs=2, lr=3e-3, batch_size=100)
+    rows = prune.lottery([{"seed": 3}], data, architecture="cnn", rounds=1, control_rounds=[1], conv_fraction=0.3,
+                         progress=False, **options)[0]
+    assert [(row["round"], row["variant"]) for row in rows] == [
+        (0, "winning ticket"), (1, "winning ticket"), (1, "re-initialised"), (1, "random mask")]
+    gt.seed_everything(3)
+    net = gt.models.CNN1d()
+    records = prune.iterative_magnitude_pruning(net, prune.best_epoch_trainer(data, seed=3, **options), rounds=1,
+                                                fraction=0.2, output_fraction=0.1, conv_fraction=0.3)
+    for row, record in zip(rows[:2], records):
+        assert (row["remaining"], row["best_epoch"], row["test_acc"]) == pytest.approx(
+            (record["remaining"], record["best_epoch"], record["test_acc"]))
+    first, layer = next(iter(prune.layers(net).items()))
+    assert isinstance(layer, torch.nn.Conv1d) and float(prune.masks(net)[first].mean()) == pytest.approx(0.7, abs=0.01)
+    gt.seed_everything(3 + 10_000)  # the control: the ticket's mask on fresh weights, trained in its own seed's batch order
+    fresh = prune.apply_masks(gt.models.CNN1d(), records[1]["masks"])
+    control = prune.best_epoch_trainer(data, seed=3 + 10_000, **options)(fresh)
+    assert (rows[2]["best_epoch"], rows[2]["test_acc"]) == pytest.approx((control["best_epoch"], control["test_acc"]))
+    with pytest.raises(ValueError, match="resnet18 is sized by a width"):
+        prune.lottery([{"seed": 0}], data, architecture="resnet18", rounds=1, **options)
