@@ -10,7 +10,7 @@ from numbers import Integral
 import dataclasses
 import random
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,6 +285,45 @@ def corrupt_labels(data: DataSet, fraction: float, seed: int = 0) -> DataSet:
 def random_labels(data: DataSet, seed: int = 0) -> DataSet:
     """Every training label drawn uniformly at random."""
     return corrupt_labels(data, 1.0, seed)
+
+
+def kept_and_changed(data: DataSet, original: DataSet) -> tuple[TensorData, TensorData]:
+    """The training examples whose label `data` kept from `original`, and those whose label it changed (as
+    corrupt_labels does): what a network fits of each tells memorisation from learning."""
+    if len(data.train) != len(original.train) or not torch.equal(data.train.x, original.train.x):
+        raise ValueError(f"{data.name} and {original.name} must have the same training inputs, with labels that differ")
+    changed = data.train.y != original.train.y
+    return data.train.subset(~changed), data.train.subset(changed)
+
+
+def select_classes(data: DataSet, classes: Sequence[int] | None = None, per_class: int | None = None,
+                   seed: int = 0) -> DataSet:
+    """The data set restricted to `classes` (all if None), relabelled 0, 1, ... in the order given, with `per_class`
+    training examples of each drawn at random by `seed` (all if None): a source or target task of transfer, or a
+    task with few labels. The other splits keep every example of those classes."""
+    if not data.n_classes:
+        raise ValueError(f"{data.name} has no classes to select")
+    classes = list(range(data.n_classes) if classes is None else classes)
+    if not classes or not all(0 <= int(c) < data.n_classes for c in classes) or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct labels of {data.name} (0 to {data.n_classes - 1}), got {classes}")
+    if per_class is not None and per_class < 1:
+        raise ValueError(f"per_class must be 1 or more, got {per_class}")
+    gen = generator(seed)
+
+    def part(split: TensorData, draw: bool) -> TensorData:
+        labels = split.y.cpu()
+        index = []
+        for c in classes:
+            members = (labels == c).nonzero().flatten()
+            index.append(members[torch.randperm(len(members), generator=gen)[:per_class]] if draw else members)
+        index = torch.cat(index) if draw else torch.sort(torch.cat(index)).values
+        relabel = torch.full((data.n_classes,), -1, dtype=torch.long)
+        relabel[torch.tensor(classes)] = torch.arange(len(classes))
+        return TensorData(split.x[index.to(split.device)], relabel[labels[index]].to(split.device))
+
+    name = data.name if classes == list(range(data.n_classes)) else f"{data.name}, classes {classes[0]}-{classes[-1]}"
+    return data.replace(name=name, n_classes=len(classes),
+                        **{key: part(split, draw=key == "train" and per_class is not None) for key, split in data.splits.items()})
 
 
 def _map_inputs(data: DataSet, transform) -> DataSet:

@@ -15,7 +15,7 @@ from torch import Tensor
 from .data import DataSet, TensorData
 from .device import device as default_device
 from .device import seed_everything
-from .models import ARCHITECTURES, StackedMLP, build, count_parameters
+from .models import ARCHITECTURES, StackedMLP, build, count_parameters, sized
 from .settings import Settings
 from .sweep import packed
 from .train import fit
@@ -76,9 +76,9 @@ def fit_widths(points: Sequence[Mapping[str, int]], data: Mapping[Hashable, Data
     torch.manual_seed(s) and sees gt.fit's batch order for seed s. Or it is `architecture`, a network of the
     registry sized by a width (gt.models.build: 'resnet18', whose width is k), one point at a time, seeded alike."""
     settings = Settings.of(settings, **changes).without_seed("gt.ensemble.fit_widths")
-    if architecture != "mlp" and (not ARCHITECTURES.get(architecture, (None, False))[1] or depth != 1):
-        sized = [name for name, (_, takes_width) in ARCHITECTURES.items() if takes_width]
-        raise ValueError(f"fit_widths() sweeps 'mlp' (any depth) or a registry network sized by a width ({', '.join(sized)}; "
+    if architecture != "mlp" and (not sized(architecture) or depth != 1):
+        by_width = [name for name, (_, takes_width) in ARCHITECTURES.items() if takes_width]
+        raise ValueError(f"fit_widths() sweeps 'mlp' (any depth) or a registry network sized by a width ({', '.join(by_width)}; "
                          f"depth 1), got architecture={architecture!r}, depth={depth}")
     members = [(name, point["width"], point.get("seed", 0), k) for name in data for k, point in enumerate(points)]
     first = next(iter(data.values()))

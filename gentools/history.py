@@ -65,6 +65,15 @@ class History:
         return cls(records=list(value["records"]), meta=dict(value.get("meta", {})))
 
 
+def frames(runs, *keys: str, column: str = "history"):
+    """The histories of a sweep's runs as one table, one row a run and an epoch, each row labelled with the run's
+    `keys` (its grid values): the shape that gt.plots.metric_vs and groupby want."""
+    import pandas as pd
+
+    return pd.concat([run[column].frame().reset_index().assign(**{key: run[key] for key in keys})
+                      for _, run in runs.iterrows()], ignore_index=True)
+
+
 class Callback:
     """Hooks into fit(). Override what you need; on_epoch returning True stops training."""
 

@@ -1,7 +1,9 @@
 """The models the chapters train: MLPs of any shape, K same-shape MLPs stacked into one module (trained at once by
-gt.fit), the MNIST-1D reference CNN, a small 2-D CNN, and the width-k ResNet-18 of deep double descent."""
+gt.fit), the MNIST-1D reference CNN, a small 2-D CNN, the width-k ResNet-18 of deep double descent, and a registry
+that builds them by name (`build`), so that the paper scale changes a name, not the code."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -269,22 +271,49 @@ def _cnn(shape: tuple[int, ...], classes: int) -> nn.Module:
     return CNN1d(shape[0], classes) if len(shape) == 1 else CNN2d(shape[0], classes, image_size=shape[-1])
 
 
+def _torchvision_resnet18(shape: tuple[int, ...], classes: int) -> nn.Module:
+    import torchvision
+
+    return torchvision.models.resnet18(num_classes=classes)
+
+
 ARCHITECTURES = {  # name: (build(input_shape, n_classes, [width]), whether it takes a width)
     "cnn": (_cnn, False),
     "conv-2": (lambda shape, classes: ConvNet(2, shape[0], classes, image_size=shape[-1]), False),
     "conv-4": (lambda shape, classes: ConvNet(4, shape[0], classes, image_size=shape[-1]), False),
     "conv-6": (lambda shape, classes: ConvNet(6, shape[0], classes, image_size=shape[-1]), False),
     "resnet18": (lambda shape, classes, k: ResNet18(k, shape[0], classes), True),
+    "torchvision-resnet18": (_torchvision_resnet18, False),
 }
+
+
+def _mlp_widths(architecture: str) -> list[int] | None:
+    """The hidden widths of an MLP named 'mlp-256-256' (two hidden layers of 256), or None for another name."""
+    parts = architecture.split("-")
+    if parts[0] != "mlp" or len(parts) < 2 or not all(part.isdigit() and int(part) > 0 for part in parts[1:]):
+        return None
+    return [int(part) for part in parts[1:]]
+
+
+def sized(architecture: str) -> bool:
+    """Whether a network of the registry is sized by a width (`build`'s `width`)."""
+    return ARCHITECTURES.get(architecture, (None, False))[1]
 
 
 def build(architecture: str, input_shape: Sequence[int], n_classes: int, width: int | None = None) -> nn.Module:
     """A network of the registry by name, for inputs of `input_shape` and `n_classes` outputs, so that a run function
-    takes its model as a setting and the paper scale changes a name, not the code: 'cnn' (the MNIST-1D reference CNN
-    for signals, CNN2d for images), 'conv-2', 'conv-4', 'conv-6' (Frankle & Carbin's, for images) and 'resnet18'
-    (its `width` k; 64 is the standard network). MLPs train as stacks (StackedMLP) and are not in the registry."""
+    takes its model as a setting and the paper scale changes a name, not the code: 'mlp-256-256' (an MLP with those
+    hidden widths), 'cnn' (the MNIST-1D reference CNN for signals, CNN2d for images), 'conv-2', 'conv-4', 'conv-6'
+    (Frankle & Carbin's, for images), 'resnet18' (its `width` k; 64 is the standard network) and
+    'torchvision-resnet18' (torchvision's ImageNet network, for pre-trained weights)."""
+    widths = _mlp_widths(architecture)
+    if widths is not None:
+        if width is not None:
+            raise ValueError(f"{architecture} takes no width (its name gives the hidden widths), got width={width}")
+        return MLP(math.prod(input_shape), widths, n_classes)
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"Unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+        raise ValueError(f"Unknown architecture {architecture!r}; choose 'mlp-' and the hidden widths "
+                         f"(as in 'mlp-256-256') or one of {', '.join(ARCHITECTURES)}")
     make, takes_width = ARCHITECTURES[architecture]
     if takes_width != (width is not None):
         raise ValueError(f"{architecture} {'needs' if takes_width else 'takes no'} width, got width={width}")

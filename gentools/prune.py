@@ -20,7 +20,7 @@ from . import config
 from .data import DataSet
 from .device import device as default_device
 from .device import generator, seed_everything
-from .models import ARCHITECTURES, StackedMLP, build
+from .models import ARCHITECTURES, StackedMLP, build, sized
 from .settings import Settings
 from .sweep import packed
 from .train import Callback, fit
@@ -241,9 +241,9 @@ def lottery(points: Sequence[Mapping[str, int]], data: DataSet, widths: Sequence
     if (architecture == "mlp") == (widths is None):
         raise ValueError(f"lottery() takes widths for an MLP and none for another architecture (architecture="
                          f"{architecture!r}, widths={widths})")
-    if architecture != "mlp" and ARCHITECTURES.get(architecture, (None, False))[1]:
+    if architecture != "mlp" and sized(architecture):
         raise ValueError(f"lottery() trains a network of fixed size; {architecture} is sized by a width: choose one of "
-                         f"{', '.join(name for name, (_, sized) in ARCHITECTURES.items() if not sized)}, or 'mlp'")
+                         f"{', '.join(name for name, (_, by_width) in ARCHITECTURES.items() if not by_width)}, or 'mlp'")
     if architecture != "mlp":
         return [_lottery_one(architecture, data, settings.replace(seed=seed), rounds=rounds, control_rounds=control_rounds,
                              fraction=fraction, output_fraction=output_fraction, conv_fraction=conv_fraction,

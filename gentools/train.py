@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import config
 from .data import DataSet, TensorData
 from .device import autocast, generator, random_state_kept, run_seed
-from .history import Callback, EarlyStopping, History, Record  # noqa: F401  (gt.train.History and friends)
+from .history import Callback, EarlyStopping, History, Record, frames  # noqa: F401  (gt.train.History and friends)
 from .losses import mean_loss, per_example_loss
 from .models import StackedMLP
 from .settings import Settings
@@ -92,6 +92,13 @@ def evaluate(model: nn.Module, split: TensorData | Sequence[TensorData], loss: s
     if n_classes:
         result["acc"] = correct.item() / len(split)
     return result
+
+
+def accuracy_on(n_classes: int, **splits: TensorData) -> Record:
+    """A callback that records the accuracy on each named split after every measured epoch: with
+    `accuracy_on(10, clean_fit=kept, noisy_fit=changed)` the history gains `clean_fit` and `noisy_fit`."""
+    return Record(**{name: (lambda net, split=split: evaluate(net, split, n_classes=n_classes)["acc"])
+                     for name, split in splits.items()})
 
 
 def fit(model: nn.Module, data: DataSet | Sequence[DataSet], settings: Settings | None = None, *,

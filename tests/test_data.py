@@ -94,6 +94,38 @@ def test_corrupt_labels_changes_about_the_expected_share(small_mnist1d):
         gt.data.corrupt_labels(gt.data.load("regression"), 0.5)
 
 
+def test_kept_and_changed_split_the_training_set_by_label(small_mnist1d):
+    noisy = gt.data.corrupt_labels(small_mnist1d, 0.3, seed=1)
+    kept, changed = gt.data.kept_and_changed(noisy, small_mnist1d)
+    assert len(kept) + len(changed) == 400 and 60 < len(changed) < 150
+    assert bool((kept.y == small_mnist1d.train.y[noisy.train.y == small_mnist1d.train.y]).all())
+    by_input = {tuple(x.tolist()): int(y) for x, y in zip(small_mnist1d.train.x, small_mnist1d.train.y)}
+    assert all(by_input[tuple(x.tolist())] != int(y) for x, y in zip(changed.x, changed.y))
+    with pytest.raises(ValueError, match="same training inputs"):
+        gt.data.kept_and_changed(noisy, gt.data.load("mnist1d", n_train=400, n_test=200, seed=1))
+
+
+def test_select_classes_relabels_and_draws_per_class(small_mnist1d):
+    """Classes 5-9 relabelled 0-4, every test example of them kept, `per_class` training examples of each drawn by
+    the seed; compared with a selection written out by hand."""
+    target = gt.data.select_classes(small_mnist1d, range(5, 10))
+    assert target.n_classes == 5 and set(target.train.y.tolist()) == set(range(5))
+    wanted = (small_mnist1d.test.y >= 5).nonzero().flatten()
+    assert torch.equal(target.test.x, small_mnist1d.test.x[wanted]) and torch.equal(target.test.y, small_mnist1d.test.y[wanted] - 5)
+    few = gt.data.select_classes(target, per_class=3, seed=4)
+    assert torch.bincount(few.train.y).tolist() == [3] * 5 and torch.equal(few.test.x, target.test.x)
+    gen = gt.device.generator(4)
+    by_hand = torch.cat([(target.train.y == c).nonzero().flatten()[torch.randperm(int((target.train.y == c).sum()), generator=gen)[:3]]
+                         for c in range(5)])
+    assert torch.equal(few.train.x, target.train.x[by_hand])
+    assert not torch.equal(gt.data.select_classes(target, per_class=3, seed=5).train.x, few.train.x)
+    for bad in ([], [3, 3], [10]):
+        with pytest.raises(ValueError, match="distinct labels"):
+            gt.data.select_classes(small_mnist1d, bad)
+    with pytest.raises(ValueError, match="per_class"):
+        gt.data.select_classes(small_mnist1d, per_class=0)
+
+
 def test_shuffle_pixels_uses_one_permutation_everywhere(small_mnist1d):
     shuffled = gt.data.shuffle_pixels(small_mnist1d, seed=0)
     x, z = small_mnist1d.train.x, shuffled.train.x

@@ -60,18 +60,26 @@ def test_the_registry_builds_each_network_by_name_for_the_data_shape():
     assert isinstance(cnn, gt.models.CNN2d) and cnn(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert gt.models.build("conv-4", (3, 32, 32), 10)(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     assert gt.models.build("resnet18", (3, 32, 32), 5, width=2)(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
-    with pytest.raises(ValueError, match="Unknown architecture 'vgg'; choose one of cnn, conv-2"):
+    assert [m.out_features for m in gt.models.build("mlp-32-16", (1, 8, 8), 10) if isinstance(m, torch.nn.Linear)] == [32, 16, 10]
+    assert gt.models.build("torchvision-resnet18", (3, 32, 32), 7)(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
+    with pytest.raises(ValueError, match=r"Unknown architecture 'vgg'; choose 'mlp-' and the hidden widths \(as in 'mlp-256-256'\) or one of cnn, conv-2"):
         gt.models.build("vgg", (3, 32, 32), 10)
     with pytest.raises(ValueError, match="resnet18 needs width"):
         gt.models.build("resnet18", (3, 32, 32), 10)
     with pytest.raises(ValueError, match="conv-2 takes no width"):
         gt.models.build("conv-2", (3, 32, 32), 10, width=8)
+    with pytest.raises(ValueError, match="mlp-8 takes no width"):
+        gt.models.build("mlp-8", (40,), 10, width=8)
+    for bad in ("mlp", "mlp-0", "mlp-8-x"):
+        with pytest.raises(ValueError, match="Unknown architecture"):
+            gt.models.build(bad, (40,), 10)
 
 
 def test_the_registry_cnn_is_the_chapters_cnn():
-    """Chapter 8 builds its CNNs by name: the same networks, the same initial weights, as the classes it used."""
-    for shape, direct in [((40,), gt.models.CNN1d), ((1, 8, 8), gt.models.CNN2d)]:
+    """Chapters 7-9 build their networks by name: the same networks, the same initial weights, as the classes they used."""
+    for name, shape, direct in [("cnn", (40,), gt.models.CNN1d), ("cnn", (1, 8, 8), gt.models.CNN2d),
+                                ("mlp-256-256", (40,), lambda: gt.models.MLP(40, [256, 256], 10))]:
         torch.manual_seed(0)
-        by_name = gt.models.build("cnn", shape, 10)
+        by_name = gt.models.build(name, shape, 10)
         torch.manual_seed(0)
         assert all(torch.equal(a, b) for a, b in zip(by_name.state_dict().values(), direct().state_dict().values()))

@@ -18,9 +18,9 @@ CEILINGS = {
     "04_random_labels": (239, 6),
     "05_double_descent": (224, 2),
     "06_lottery_ticket": (141, 4),
-    "07_coherent_gradients": (263, 5),
+    "07_coherent_gradients": (258, 5),
     "08_robustness": (187, 3),
-    "09_kernels_and_features": (174, 8),
+    "09_kernels_and_features": (159, 7),
 }
 
 

@@ -52,12 +52,19 @@ def test_chapter6_lottery_on_mnist_and_cifar10(fake_mnist, fake_cifar10, tmp_pat
             data=gt.data.load("cifar10").hold_out(0.2, seed=0), architecture="conv-8", **settings))
 
 
-def test_chapter7_noisy_labels_on_cifar10(fake_cifar10):
+def test_chapter7_coherence_and_noisy_labels_on_cifar10(fake_cifar10):
+    """The parts of chapter 7's coherence_run and noisy_run on CIFAR-10 with the registry's Conv-2."""
     cifar = gt.data.load("cifar10")
-    history = gt.paper.noisy_label_fit(gt.data.corrupt_labels(cifar, 0.5, seed=0), cifar, seed=0, epochs=2)["history"]
+    noisy = gt.data.corrupt_labels(cifar, 0.5, seed=0)
+    kept, changed = gt.data.kept_and_changed(noisy, cifar)
+    assert len(kept) + len(changed) == len(cifar.train) and len(changed) > 0
+    net = gt.models.build("conv-2", cifar.input_shape, cifar.n_classes)
+    alpha = gt.gradients.coherence(net, cifar.train.subset(slice(0, 20)), n_classes=10).alpha
+    assert 0 < alpha <= 1
+    history = gt.fit(net, noisy, epochs=2, optimizer="sgd", lr=0.01, seed=0,
+                     callbacks=[gt.train.accuracy_on(10, clean_fit=kept, noisy_fit=changed)])
     assert {"clean_fit", "noisy_fit", "test_acc"} <= set(history.final) and history.final["epoch"] == 2
-    alpha = gt.gradients.coherence(gt.models.ConvNet(2), cifar.train.subset(slice(0, 20)), n_classes=10).alpha
-    assert alpha > 0
+    assert history.final["noisy_fit"] == pytest.approx(gt.evaluate(net, changed, n_classes=10)["acc"])
 
 
 def test_chapter8_attacks_on_mnist(fake_mnist):
@@ -72,13 +79,16 @@ def test_chapter8_attacks_on_mnist(fake_mnist):
     assert gt.attacks.one_pixel(net, mnist.test.x[0], int(mnist.test.y[0]), (0.0, 1.0), seed=0).success in (True, False)
 
 
-@pytest.mark.parametrize("way", ["from scratch", "linear probe", "fine-tuning"])
+@pytest.mark.parametrize("way", gt.transfer.WAYS)
 def test_chapter9_transfer_on_cifar10(fake_cifar10, tmp_path, way):
+    """The parts of chapter 9's transfer_run on CIFAR-10, from torchvision's ResNet-18 with weights read from a file."""
     import torchvision
 
     weights = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), weights)  # a random stand-in for the ImageNet weights
-    row = gt.paper.transfer(way, gt.data.load("cifar10"), per_class=2, seed=0, weights=weights, epochs=1)
-    assert 0 <= row["test_acc"] <= 1
+    pretrained = gt.transfer.pretrained("torchvision-resnet18", weights, seed=0)
+    few = gt.data.select_classes(gt.data.load("cifar10"), per_class=2, seed=0)
+    history = gt.transfer.train(way, pretrained, "torchvision-resnet18", few, seed=0, epochs=1, lr=1e-3, measure_every=None)
+    assert 0 <= history.final["test_acc"] <= 1 and len(few.train) == 20
     with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
-        gt.paper.transfer("fine-tuning", gt.data.load("cifar10"), per_class=2, seed=0, weights=tmp_path / "absent.pth")
+        gt.transfer.pretrained("torchvision-resnet18", tmp_path / "absent.pth", seed=0)

@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -121,6 +122,18 @@ def test_record_adds_a_measurement_to_every_epoch(small_mnist1d):
     history = gt.fit(model, small_mnist1d, epochs=2, callbacks=[gt.train.Record(first_bias=first_bias)])
     assert len(calls) == 2 and np.isnan(history["first_bias"][0])
     assert history["first_bias"][-1] == model[-1].bias[0].item()
+
+
+def test_accuracy_on_records_each_named_split_and_frames_gathers_a_sweeps_histories(small_mnist1d):
+    first, second = small_mnist1d.train.subset(slice(0, 100)), small_mnist1d.train.subset(slice(100, 300))
+    model = gt.models.MLP(40, [8], 10)
+    history = gt.fit(model, small_mnist1d, epochs=2, callbacks=[gt.train.accuracy_on(10, first_fit=first, second_fit=second)])
+    for name, split in [("first_fit", first), ("second_fit", second)]:
+        assert np.isnan(history[name][0]) and history[name][-1] == gt.evaluate(model, split, n_classes=10)["acc"]
+    runs = pd.DataFrame({"rule": ["a", "b"], "seed": [0, 0], "history": [history, history]})
+    table = gt.train.frames(runs, "rule", "seed")
+    assert len(table) == 6 and table.index.is_unique and list(table["epoch"]) == [0, 1, 2, 0, 1, 2]
+    assert list(table["rule"]) == ["a"] * 3 + ["b"] * 3 and table["first_fit"].iloc[-1] == history["first_fit"][-1]
 
 
 def test_measure_every_and_measure_choose_when_and_what_is_measured(small_mnist1d):
