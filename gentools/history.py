@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +72,25 @@ def frames(runs, *keys: str, column: str = "history"):
 
     return pd.concat([run[column].frame().reset_index().assign(**{key: run[key] for key in keys})
                       for _, run in runs.iterrows()], ignore_index=True)
+
+
+def at_level(runs, column: str, level: float, read: str | Sequence[str], by: Sequence[str] = ()):
+    """What `read` was when `column` first reached `level` along a run's epochs, interpolated between epochs; NaN if
+    it never did. Compares training rules at equal progress, not at equal time, so that a rule that only trains more
+    slowly is not mistaken for one that learns differently. `runs` is a frames() table: of one run (a float, or a
+    Series if `read` is a list), or of many, told apart by the keys `by` (then one row a run)."""
+    import pandas as pd
+
+    if by:
+        groups = runs.groupby(list(by) if len(by) > 1 else by[0], sort=False)
+        values = {key: at_level(run, column, level, read) for key, run in groups}
+        return (pd.Series(values) if isinstance(read, str) else pd.DataFrame(values).T).rename_axis(list(by))
+    run = runs.sort_values("epoch")
+    reached = np.maximum.accumulate(run[column].to_numpy(dtype=float))
+    first = np.r_[True, np.diff(reached) > 0]                       # the epochs at which a new height is first reached
+    values = {name: float(np.interp(level, reached[first], run[name].to_numpy(dtype=float)[first], right=np.nan))
+              for name in ([read] if isinstance(read, str) else read)}
+    return values[read] if isinstance(read, str) else pd.Series(values)
 
 
 class Callback:

@@ -78,6 +78,19 @@ def metric_vs(table, x: str, y: str, hue: str | None = None, ax=None, logx: bool
     return ax
 
 
+def paths(table, x: str, y: str, hue: str, ax=None, along: str = "epoch", xlabel: str | None = None,
+          ylabel: str | None = None, title: str | None = None):
+    """The path of `y` against `x` along training (both averaged over runs, epoch by epoch), one line per value of
+    `hue` in order of appearance: training rules compared at equal progress, not at equal time."""
+    ax = _axes(ax)
+    for key, group in table.groupby(hue, sort=False):
+        mean = group.groupby(along, sort=True)[[x, y]].mean()
+        ax.plot(mean[x].to_numpy(), mean[y].to_numpy(), label=str(key))
+    ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
+    ax.legend()
+    return ax
+
+
 def interval(ax, x: float, low: float, high: float, label: str | None = None, colour: str = COLOURS[1]):
     """A vertical interval (for example a confidence interval) drawn at position x."""
     ax.plot([x, x], [low, high], color=colour, lw=3, solid_capstyle="butt", label=label)

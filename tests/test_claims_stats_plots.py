@@ -85,6 +85,13 @@ def test_plots_label_their_axes(small_mnist1d):
     assert ax.get_xlabel() == "hidden units" and ax.get_ylabel() == "test error"
     ax = gt.plots.bar_compare(["a", "b"], [0.3, 0.6], [0.32, 0.68])
     assert ax.get_ylabel() == "test accuracy" and len(ax.patches) == 4
+    runs = pd.DataFrame({"rule": ["b"] * 4 + ["a"] * 2, "seed": [0, 0, 1, 1, 0, 0], "epoch": [0, 1] * 3,
+                         "clean": [0.0, 0.4, 0.2, 0.6, 0.0, 1.0], "noisy": [0.0, 0.1, 0.0, 0.3, 0.0, 0.5]})
+    ax = gt.plots.paths(runs, "clean", "noisy", "rule", ylabel="mislabelled fitted")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["b", "a"]   # in order of appearance
+    assert ax.lines[0].get_xdata().tolist() == pytest.approx([0.1, 0.5])      # the mean over seeds, epoch by epoch
+    assert ax.lines[0].get_ydata().tolist() == pytest.approx([0.0, 0.2])
+    assert ax.get_xlabel() == "clean" and ax.get_ylabel() == "mislabelled fitted"
     plt.close("all")
 
 

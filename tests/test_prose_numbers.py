@@ -35,7 +35,7 @@ NOT_MEASURED = {
            "2.51 times": "Frankle & Carbin's figure"},
     "07": {"1.5": "prediction's tolerance", "20%": "label noise", "18%": "20% times 9/10, arithmetic",
            "3 points": "a claim's threshold", "0.05": "learning rate", "0.01": "learning rate",
-           "0.9": "momentum"},
+           "0.9": "momentum", "0.5": "learning rate", "60%": "the level of clean fit at which rules are compared, a setting"},
     "08": {"100%": "the bound of the worst case", "0.38": "standard deviation of the digits data set (fixed data)",
            "0.3": "budget", "1.6%": "1/64, arithmetic", "0.1": "budget", "2 points": "a claim's threshold"},
     "09": {"5 points": "a claim's threshold", "20%": "prediction's tolerance"},

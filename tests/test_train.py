@@ -136,6 +136,18 @@ def test_accuracy_on_records_each_named_split_and_frames_gathers_a_sweeps_histor
     assert list(table["rule"]) == ["a"] * 3 + ["b"] * 3 and table["first_fit"].iloc[-1] == history["first_fit"][-1]
 
 
+def test_at_level_reads_a_column_when_another_first_reached_a_level():
+    run = pd.DataFrame({"epoch": [2, 0, 1, 3], "clean": [0.6, 0.0, 0.4, 0.5], "noisy": [0.3, 0.0, 0.1, 0.9]})
+    assert gt.train.at_level(run, "clean", 0.5, "noisy") == pytest.approx(0.2)   # halfway from epoch 1 to 2, not epoch 3
+    assert gt.train.at_level(run, "clean", 0.6, "noisy") == pytest.approx(0.3)
+    assert math.isnan(gt.train.at_level(run, "clean", 0.7, "noisy"))             # never reached
+    both = pd.concat([run.assign(rule="a"), run.assign(rule="b", noisy=run.noisy * 2)])
+    table = gt.train.at_level(both, "clean", 0.5, ["noisy", "epoch"], by=["rule"])
+    assert table.index.names == ["rule"] and table.loc["b", "noisy"] == pytest.approx(0.4)
+    assert table.loc["a", "epoch"] == pytest.approx(1.5)
+    assert list(gt.train.at_level(both, "clean", 0.5, "noisy", by=["rule"]).round(6)) == [0.2, 0.4]
+
+
 def test_measure_every_and_measure_choose_when_and_what_is_measured(small_mnist1d):
     data = small_mnist1d.hold_out(0.25)
     gt.seed_everything(0)
