@@ -74,21 +74,27 @@ def frames(runs, *keys: str, column: str = "history"):
                       for _, run in runs.iterrows()], ignore_index=True)
 
 
-def at_level(runs, column: str, level: float, read: str | Sequence[str], by: Sequence[str] = ()):
+def at_level(runs, column: str, level: float, read: str | Sequence[str], by: str | Sequence[str] = ()):
     """What `read` was when `column` first reached `level` along a run's epochs, interpolated between epochs; NaN if
-    it never did. Compares training rules at equal progress, not at equal time, so that a rule that only trains more
-    slowly is not mistaken for one that learns differently. `runs` is a frames() table: of one run (a float, or a
-    Series if `read` is a list), or of many, told apart by the keys `by` (then one row a run)."""
+    it never did, or if it had already reached it at the first epoch recorded (when is then unknown). Compares
+    training rules at equal progress, not at equal time, so that a rule that only trains more slowly is not mistaken
+    for one that learns differently. `runs` is a frames() table: of one run (a float, or a Series if `read` is a
+    list), or of many, told apart by the keys `by` (then one row a run). Epochs where `column` is NaN are skipped."""
     import pandas as pd
 
-    if by:
-        groups = runs.groupby(list(by) if len(by) > 1 else by[0], sort=False)
+    keys = [by] if isinstance(by, str) else list(by)
+    if keys:
+        groups = runs.groupby(keys if len(keys) > 1 else keys[0], sort=False)
         values = {key: at_level(run, column, level, read) for key, run in groups}
-        return (pd.Series(values) if isinstance(read, str) else pd.DataFrame(values).T).rename_axis(list(by))
-    run = runs.sort_values("epoch")
+        return (pd.Series(values) if isinstance(read, str) else pd.DataFrame(values).T).rename_axis(keys)
+    if runs["epoch"].duplicated().any():
+        raise ValueError("at_level: the table holds several runs (an epoch appears twice); name the keys that tell "
+                         "them apart with by=")
+    run = runs.dropna(subset=[column]).sort_values("epoch")
     reached = np.maximum.accumulate(run[column].to_numpy(dtype=float))
     first = np.r_[True, np.diff(reached) > 0]                       # the epochs at which a new height is first reached
-    values = {name: float(np.interp(level, reached[first], run[name].to_numpy(dtype=float)[first], right=np.nan))
+    values = {name: float(np.interp(level, reached[first], run[name].to_numpy(dtype=float)[first],
+                                    left=np.nan, right=np.nan))
               for name in ([read] if isinstance(read, str) else read)}
     return values[read] if isinstance(read, str) else pd.Series(values)
 

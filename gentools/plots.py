@@ -81,7 +81,8 @@ def metric_vs(table, x: str, y: str, hue: str | None = None, ax=None, logx: bool
 def paths(table, x: str, y: str, hue: str, ax=None, along: str = "epoch", xlabel: str | None = None,
           ylabel: str | None = None, title: str | None = None):
     """The path of `y` against `x` along training (both averaged over runs, epoch by epoch), one line per value of
-    `hue` in order of appearance: training rules compared at equal progress, not at equal time."""
+    `hue` in order of appearance: training rules compared at equal progress, not at equal time. (gt.train.at_level
+    reads each run at a level, then averages: a figure of means and a table of it may differ a little.)"""
     ax = _axes(ax)
     for key, group in table.groupby(hue, sort=False):
         mean = group.groupby(along, sort=True)[[x, y]].mean()

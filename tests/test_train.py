@@ -145,7 +145,14 @@ def test_at_level_reads_a_column_when_another_first_reached_a_level():
     table = gt.train.at_level(both, "clean", 0.5, ["noisy", "epoch"], by=["rule"])
     assert table.index.names == ["rule"] and table.loc["b", "noisy"] == pytest.approx(0.4)
     assert table.loc["a", "epoch"] == pytest.approx(1.5)
-    assert list(gt.train.at_level(both, "clean", 0.5, "noisy", by=["rule"]).round(6)) == [0.2, 0.4]
+    assert list(gt.train.at_level(both, "clean", 0.5, "noisy", by="rule").round(6)) == [0.2, 0.4]
+    seeds = pd.concat([both.assign(seed=0), both.assign(seed=1, noisy=both.noisy * 3)])
+    table = gt.train.at_level(seeds, "clean", 0.5, "noisy", by=["rule", "seed"])
+    assert table.index.names == ["rule", "seed"] and table[("b", 1)] == pytest.approx(1.2)
+    assert math.isnan(gt.train.at_level(run[run.epoch > 0], "clean", 0.3, "noisy"))   # passed before the first epoch
+    assert gt.train.at_level(run.assign(clean=[0.6, math.nan, 0.4, 0.5]), "clean", 0.5, "noisy") == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="by="):
+        gt.train.at_level(both, "clean", 0.5, "noisy")
 
 
 def test_measure_every_and_measure_choose_when_and_what_is_measured(small_mnist1d):
