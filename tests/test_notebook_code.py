@@ -12,12 +12,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 from notebook_code import BUDGET, measure  # noqa: E402
 
 # Counted on 2026-12-01 (lines, definitions outside the exercises). Lower a number when a chapter shrinks; raise one only
-# for a new section, by its lines (chapter 7's L1, momentum and Adam section: +25, no new definitions).
+# for a new section, by its lines (chapter 7's L1, momentum and Adam section: +25, no new definitions; chapter 4's implicit
+# regularizers: +50 and one definition).
 CEILINGS = {
     "01_generalization": (216, 3),
     "02_bias_variance": (134, 2),
     "03_regularization": (301, 9),
-    "04_random_labels": (239, 6),
+    "04_random_labels": (289, 7),
     "05_double_descent": (224, 2),
     "06_lottery_ticket": (141, 4),
     "07_coherent_gradients": (283, 5),
