@@ -1,0 +1,193 @@
+"""Measures of a trained network that might predict how well it generalizes: norms and margins (Neyshabur et al. 2017;
+Bartlett, Foster & Telgarsky 2017), sharpness (Keskar et al. 2017) and its rescaling problem (Dinh et al. 2017), and the
+PAC-Bayes bound that Dziugaite & Roy (2017) made non-vacuous. Each takes a fully connected network as gt.models.MLP
+builds it (linear layers and positively homogeneous activations such as ReLU, no normalization layers).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+
+import scipy.optimize
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+
+def linear_layers(model: nn.Module) -> list[nn.Linear]:
+    """The network's linear layers, input to output: the matrices every norm-based measure is made of."""
+    layers = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no linear layers; the measures need a fully connected network")
+    if any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules()):
+        raise ValueError("the measures assume no normalization layers: batch normalization rescales what the "
+                         "weights say")
+    others = {type(module).__name__ for module in model.modules()
+              if not isinstance(module, nn.Linear) and next(module.parameters(recurse=False), None) is not None}
+    if others:
+        raise ValueError(f"the measures take fully connected networks; {', '.join(sorted(others))} has weights of "
+                         "its own")
+    return layers
+
+
+def norm_product(model: nn.Module, ord: str | int = "fro") -> float:
+    """The product over layers of each weight matrix's norm: 'fro' (Frobenius) or 2 (spectral, the largest singular
+    value). With ReLU activations the spectral product bounds how fast the network's output can change with its input
+    (its Lipschitz constant), which is why bounds contain it."""
+    if ord not in ("fro", 2):
+        raise ValueError(f"ord must be 'fro' or 2, got {ord!r}")
+    with torch.no_grad():
+        return math.prod(torch.linalg.matrix_norm(layer.weight.double(), ord=ord).item()
+                         for layer in linear_layers(model))
+
+
+def path_norm(model: nn.Module) -> float:
+    """The l2 path norm: the square root of the sum, over every path from an input (or a bias) to an output, of the
+    product of the squared weights along it. Computed by one forward pass of the network with every parameter squared
+    on an input of ones (a ReLU passes non-negative values unchanged). Unchanged when a layer is scaled by a > 0 and
+    the next by 1/a, unlike the norm of the parameters."""
+    linear_layers(model)
+    squared = copy.deepcopy(model).double()
+    with torch.no_grad():
+        for parameter in squared.parameters():
+            parameter.pow_(2)
+        in_features = linear_layers(squared)[0].in_features
+        return squared(torch.ones(1, in_features, dtype=torch.float64)).sum().sqrt().item()
+
+
+def spectral_complexity(model: nn.Module, reference: nn.Module | None = None) -> float:
+    """Bartlett, Foster & Telgarsky's spectral complexity (ReLU, so every Lipschitz constant is 1):
+    ``prod_i s(A_i) * (sum_i (r(A_i - M_i) / s(A_i))^(2/3))^(3/2)``, where s is the spectral norm, r the (2,1) norm
+    (the sum of the l2 norms of the rows, each unit's incoming weights) and M_i the reference weights (zero, or the
+    initialisation)."""
+    layers = linear_layers(model)
+    references = linear_layers(reference) if reference is not None else [None] * len(layers)
+    if len(references) != len(layers):
+        raise ValueError(f"the reference has {len(references)} linear layers, the model {len(layers)}")
+    with torch.no_grad():
+        spectral, ratios = 1.0, 0.0
+        for layer, ref in zip(layers, references):
+            weight = layer.weight.double()
+            difference = weight - (ref.weight.double() if ref is not None else 0)
+            sigma = torch.linalg.matrix_norm(weight, ord=2).item()
+            spectral *= sigma
+            ratios += (difference.norm(dim=1).sum().item() / sigma) ** (2 / 3)
+        return spectral * ratios ** 1.5
+
+
+def margins(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """Each example's output margin: the true class's output minus the largest other output (negative: misclassified).
+    Norm-based measures are divided by a low quantile of these: scaling the last layer by c multiplies both the norms
+    and the margins by c, so the ratio ignores the scale of the outputs."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        outputs = model(x).double()
+    model.train(was_training)
+    true = outputs.gather(1, y.view(-1, 1)).squeeze(1)
+    others = outputs.scatter(1, y.view(-1, 1), float("-inf")).amax(1)
+    return true - others
+
+
+def rescaled(model: nn.Module, layer: int, factor: float) -> nn.Module:
+    """A copy with linear layer `layer` (weights and bias) multiplied by `factor` > 0 and the next layer's weights
+    divided by it: for a ReLU network the same function with other weights (Dinh et al.'s argument)."""
+    if not factor > 0:
+        raise ValueError(f"factor must be positive (a ReLU commutes only with positive scaling), got {factor}")
+    copied = copy.deepcopy(model)
+    layers = linear_layers(copied)
+    if not 0 <= layer < len(layers) - 1:
+        raise ValueError(f"layer must be from 0 to {len(layers) - 2} (it needs a next layer), got {layer}")
+    with torch.no_grad():
+        layers[layer].weight.mul_(factor)
+        if layers[layer].bias is not None:
+            layers[layer].bias.mul_(factor)
+        layers[layer + 1].weight.div_(factor)
+    return copied
+
+
+def _loss_with(model: nn.Module, parameters: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+    return F.cross_entropy(functional_call(model, parameters, (x,)), y)
+
+
+@contextlib.contextmanager
+def _at_rest(model: nn.Module, x: Tensor, y: Tensor, radius: float, offset: float):
+    """The model in evaluation mode (no dropout) for the duration, with its weights, the perturbation box (half-widths
+    radius * (abs(w) + offset), weight by weight) and the loss at the weights themselves."""
+    if not radius >= 0 or not offset >= 0:
+        raise ValueError(f"radius and offset must be 0 or more, got {radius} and {offset}")
+    weights = {name: parameter.detach() for name, parameter in model.named_parameters()}
+    box = {name: radius * (weight.abs() + offset) for name, weight in weights.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield weights, box, _loss_with(model, weights, x, y).item()
+    finally:
+        model.train(was_training)
+
+
+def sharpness(model: nn.Module, x: Tensor, y: Tensor, radius: float, offset: float = 1.0, steps: int = 20) -> float:
+    """Keskar et al.'s sharpness: the largest relative rise of the loss, ``(L(w + z) - L(w)) / (1 + L(w))``, over
+    perturbations with ``abs(z_i) <= radius * (abs(w_i) + offset)``, found by projected sign-gradient ascent.
+    offset=1 is theirs; with offset=0 the box scales with each weight, so rescaling layers (gt.measures.rescaled)
+    leaves it unchanged."""
+    with _at_rest(model, x, y, radius, offset) as (weights, box, base):
+        shift = {name: torch.zeros_like(weight, requires_grad=True) for name, weight in weights.items()}
+        highest = base
+        for step in range(steps + 1):
+            with torch.enable_grad():
+                loss = _loss_with(model, {name: weights[name] + shift[name] for name in weights}, x, y)
+                highest = max(highest, loss.item())
+                if step == steps:
+                    break
+                gradients = torch.autograd.grad(loss, list(shift.values()))
+            for (name, z), gradient in zip(shift.items(), gradients):
+                z.add_(gradient.sign() * box[name] / 4).clamp_(min=-box[name], max=box[name])
+    return (highest - base) / (1 + base)
+
+
+def random_sharpness(model: nn.Module, x: Tensor, y: Tensor, radius: float, offset: float = 1.0, samples: int = 10,
+                     seed: int = 0) -> float:
+    """The mean rise of the loss, relative as in `sharpness`, under random perturbations drawn uniformly from the
+    same box: how flat the minimum is on average, not in its worst direction."""
+    generator = torch.Generator().manual_seed(seed)
+    with _at_rest(model, x, y, radius, offset) as (weights, box, base):
+        draws = [{name: weight + box[name] * (2 * torch.rand(weight.shape, generator=generator) - 1).to(weight)
+                  for name, weight in weights.items()} for _ in range(samples)]
+        rises = [_loss_with(model, perturbed, x, y).item() - base for perturbed in draws]
+    return sum(rises) / len(rises) / (1 + base)
+
+
+def gaussian_kl(q_mean: Tensor, q_std: Tensor, p_mean: Tensor, p_std: Tensor | float) -> float:
+    """``KL(Q || P)`` between two diagonal Gaussians over the weights: the complexity term of a PAC-Bayes bound."""
+    q = torch.distributions.Normal(q_mean.double(), torch.as_tensor(q_std).double())
+    p = torch.distributions.Normal(torch.as_tensor(p_mean).double(), torch.as_tensor(p_std).double())
+    return torch.distributions.kl_divergence(q, p).sum().item()
+
+
+def bernoulli_kl(q: float, p: float) -> float:
+    """``kl(q || p)`` between Bernoulli distributions with means q and p."""
+    terms = [(q, p), (1 - q, 1 - p)]
+    return sum(a * math.log(a / b) for a, b in terms if a > 0) if 0 < p < 1 else (0.0 if p == q else math.inf)
+
+
+def kl_inverse(q: float, bound: float) -> float:
+    """The largest p >= q with ``kl(q || p) <= bound``: how large the true error can be, given the training error q."""
+    if not 0 <= q <= 1 or not bound >= 0:
+        raise ValueError(f"q must lie in [0, 1] and bound be 0 or more, got {q} and {bound}")
+    if q == 1 or bernoulli_kl(q, 1 - 1e-12) <= bound:
+        return 1.0
+    return scipy.optimize.brentq(lambda p: bernoulli_kl(q, p) - bound, q, 1 - 1e-12, xtol=1e-12)
+
+
+def pac_bayes_bound(train_error: float, kl: float, n: int, delta: float = 0.05) -> float:
+    """With probability 1 - delta over the n training examples, the error of the random network Q is at most
+    ``kl_inverse(train_error, (KL(Q || P) + log(n / delta)) / (n - 1))`` (the Langford-Seeger form of the PAC-Bayes
+    theorem, as Dziugaite & Roy state it), for a prior P chosen before seeing the data. train_error is Q's (expected)
+    error on the training set."""
+    if not n > 1 or not 0 < delta < 1 or not kl >= 0:
+        raise ValueError(f"need n > 1, 0 < delta < 1 and kl >= 0, got n={n}, delta={delta}, kl={kl}")
+    return kl_inverse(train_error, (kl + math.log(n / delta)) / (n - 1))

@@ -1,0 +1,122 @@
+"""gentools.measures, checked by identities: known values on constructed networks, what rescaling a ReLU layer
+changes and what it does not, and the PAC-Bayes bound's monotonicity."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import gentools as gt
+from gentools import measures
+
+
+def network(seed=0, widths=(5, 4)):
+    torch.manual_seed(seed)
+    return gt.models.MLP(3, list(widths), 2)
+
+
+def test_path_norm_equals_the_sum_over_paths_written_out():
+    model = network(widths=(4,))
+    (w1, b1), (w2, b2) = [(layer.weight.detach().double(), layer.bias.detach().double())
+                          for layer in measures.linear_layers(model)]
+    from_inputs = sum((w2[k, j] * w1[j, i]) ** 2 for k in range(2) for j in range(4) for i in range(3))
+    from_biases = sum((w2[k, j] * b1[j]) ** 2 for k in range(2) for j in range(4)) + (b2 ** 2).sum()
+    assert measures.path_norm(model) == pytest.approx(math.sqrt(from_inputs + from_biases), rel=1e-10)
+
+
+def test_rescaling_a_relu_layer_keeps_function_path_norm_and_norm_products_but_not_the_weights_norm():
+    model = network()
+    other = measures.rescaled(model, layer=0, factor=7.0)
+    x = torch.randn(10, 3)
+    assert torch.allclose(model(x), other(x), atol=1e-5)
+    assert measures.path_norm(other) == pytest.approx(measures.path_norm(model), rel=1e-6)  # float32 weights
+    for ord in ("fro", 2):
+        assert measures.norm_product(other, ord) == pytest.approx(measures.norm_product(model, ord), rel=1e-6)
+    norm = lambda m: sum(p.double().pow(2).sum() for p in m.parameters()).sqrt().item()  # noqa: E731
+    assert norm(other) > 2 * norm(model)
+
+
+def test_norm_products_of_diagonal_layers():
+    model = gt.models.MLP(2, [2], 2)
+    first, second = measures.linear_layers(model)
+    with torch.no_grad():
+        first.weight.copy_(torch.diag(torch.tensor([3.0, 1.0])))
+        second.weight.copy_(torch.diag(torch.tensor([2.0, 5.0])))
+    assert measures.norm_product(model, 2) == pytest.approx(15.0)
+    assert measures.norm_product(model, "fro") == pytest.approx(math.sqrt(10) * math.sqrt(29))
+    with pytest.raises(ValueError, match="ord"):
+        measures.norm_product(model, 1)
+
+
+def test_spectral_complexity_of_one_layer_is_the_sum_of_its_row_norms_and_zero_against_itself():
+    model = gt.models.MLP(3, [], 4)
+    weight = measures.linear_layers(model)[0].weight.detach().double()
+    assert measures.spectral_complexity(model) == pytest.approx(weight.norm(dim=1).sum().item(), rel=1e-9)
+    deep = network()
+    assert measures.spectral_complexity(deep, reference=deep) == 0.0
+    with pytest.raises(ValueError, match="reference"):
+        measures.spectral_complexity(deep, reference=network(widths=(5,)))
+
+
+def test_margins_of_a_known_linear_model():
+    model = gt.models.MLP(3, [], 3)
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(3))
+        model[1].bias.zero_()
+    x = torch.tensor([[3.0, 1.0, 0.0], [3.0, 1.0, 0.0]])
+    assert measures.margins(model, x, torch.tensor([0, 1])).tolist() == [2.0, -2.0]
+
+
+def test_sharpness_is_zero_without_perturbation_and_at_least_the_random_one():
+    model, x, y = network(), torch.randn(64, 3), torch.randint(2, (64,))
+    assert measures.sharpness(model, x, y, radius=0.0) == 0.0
+    assert measures.random_sharpness(model, x, y, radius=0.0) == 0.0
+    worst, typical = measures.sharpness(model, x, y, radius=0.05), measures.random_sharpness(model, x, y, radius=0.05)
+    assert worst > typical and worst > 0
+
+
+def test_magnitude_relative_sharpness_ignores_a_rescaling_and_keskars_does_not():
+    model, x, y = network(), torch.randn(64, 3), torch.randint(2, (64,))
+    other = measures.rescaled(model, layer=1, factor=10.0)
+    for measure in (measures.sharpness, measures.random_sharpness):
+        relative = measure(model, x, y, radius=0.05, offset=0.0)
+        assert measure(other, x, y, radius=0.05, offset=0.0) == pytest.approx(relative, rel=1e-4)
+        assert measure(other, x, y, radius=0.05) != pytest.approx(measure(model, x, y, radius=0.05), rel=0.05)
+
+
+def test_gaussian_kl_against_the_closed_form():
+    assert measures.gaussian_kl(torch.zeros(4), torch.ones(4), 0.0, 1.0) == 0.0
+    q_mean, q_std, p_std = 0.5, 0.2, 0.3
+    closed = math.log(p_std / q_std) + (q_std ** 2 + q_mean ** 2) / (2 * p_std ** 2) - 0.5
+    assert measures.gaussian_kl(torch.tensor([q_mean] * 3), torch.tensor(q_std), 0.0, p_std) == pytest.approx(
+        3 * closed)
+
+
+def test_kl_inverse_inverts_the_bernoulli_kl_and_grows_with_its_bound():
+    for q in (0.0, 0.03, 0.4):
+        assert measures.kl_inverse(q, 0.0) == pytest.approx(q, abs=1e-9)
+        values = [measures.kl_inverse(q, c) for c in (0.01, 0.1, 0.5)]
+        assert values == sorted(values) and all(q < v < 1 for v in values)
+        assert measures.bernoulli_kl(q, values[1]) == pytest.approx(0.1, abs=1e-8)
+    assert measures.kl_inverse(0.1, 100.0) == 1.0
+
+
+def test_pac_bayes_bound_grows_with_the_kl_and_shrinks_with_n():
+    bounds = [measures.pac_bayes_bound(0.05, kl, n=10_000) for kl in (0.0, 100.0, 1000.0, 5000.0)]
+    assert bounds == sorted(bounds) and bounds[0] > 0.05 and bounds[-1] < 1
+    assert measures.pac_bayes_bound(0.05, 100.0, n=100_000) < measures.pac_bayes_bound(0.05, 100.0, n=10_000)
+    with pytest.raises(ValueError, match="n > 1"):
+        measures.pac_bayes_bound(0.05, -1.0, n=100)
+
+
+def test_measures_refuse_what_they_do_not_describe():
+    with pytest.raises(ValueError, match="normalization"):
+        measures.path_norm(gt.models.MLP(3, [4], 2, batch_norm=True))
+    with pytest.raises(ValueError, match="Conv1d has weights"):
+        measures.norm_product(gt.models.CNN1d(channels=4))
+    with pytest.raises(ValueError, match="no linear layers"):
+        measures.path_norm(nn.Sequential(nn.ReLU()))
+    with pytest.raises(ValueError, match="positive"):
+        measures.rescaled(network(), layer=0, factor=-1.0)
+    with pytest.raises(ValueError, match="next layer"):
+        measures.rescaled(network(), layer=2, factor=2.0)
