@@ -32,6 +32,20 @@ def linear_layers(model: nn.Module) -> list[nn.Linear]:
     return layers
 
 
+_HOMOGENEOUS = (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Flatten, nn.Dropout, nn.Sequential)
+
+
+def _positively_homogeneous(model: nn.Module) -> list[nn.Linear]:
+    """The linear layers, after checking that every other module commutes with positive scaling (ReLU, not tanh):
+    what the path norm and the rescaling argument rest on."""
+    layers = linear_layers(model)
+    others = {type(module).__name__ for module in model.modules() if not isinstance(module, _HOMOGENEOUS)}
+    if others:
+        raise ValueError("this needs ReLU-like activations, which commute with positive scaling; "
+                         f"{', '.join(sorted(others))} does not")
+    return layers
+
+
 def norm_product(model: nn.Module, ord: str | int = "fro") -> float:
     """The product over layers of each weight matrix's norm: 'fro' (Frobenius) or 2 (spectral, the largest singular
     value). With ReLU activations the spectral product bounds how fast the network's output can change with its input
@@ -48,20 +62,21 @@ def path_norm(model: nn.Module) -> float:
     product of the squared weights along it. Computed by one forward pass of the network with every parameter squared
     on an input of ones (a ReLU passes non-negative values unchanged). Unchanged when a layer is scaled by a > 0 and
     the next by 1/a, unlike the norm of the parameters."""
-    linear_layers(model)
-    squared = copy.deepcopy(model).double()
+    _positively_homogeneous(model)
+    squared = copy.deepcopy(model).double().eval()   # eval: no dropout mask on the paths
     with torch.no_grad():
         for parameter in squared.parameters():
             parameter.pow_(2)
-        in_features = linear_layers(squared)[0].in_features
-        return squared(torch.ones(1, in_features, dtype=torch.float64)).sum().sqrt().item()
+        first = linear_layers(squared)[0]
+        ones = torch.ones(1, first.in_features, dtype=torch.float64, device=first.weight.device)
+        return squared(ones).sum().sqrt().item()
 
 
 def spectral_complexity(model: nn.Module, reference: nn.Module | None = None) -> float:
     """Bartlett, Foster & Telgarsky's spectral complexity (ReLU, so every Lipschitz constant is 1):
-    ``prod_i s(A_i) * (sum_i (r(A_i - M_i) / s(A_i))^(2/3))^(3/2)``, where s is the spectral norm, r the (2,1) norm
-    (the sum of the l2 norms of the rows, each unit's incoming weights) and M_i the reference weights (zero, or the
-    initialisation)."""
+    ``prod_i s(A_i) * (sum_i (r(A_i - M_i) / s(A_i))^(2/3))^(3/2)``, where s is the spectral norm, r(B) the (2,1)
+    norm of B transposed (the sum of the l2 norms of B's rows, each unit's incoming weights) and M_i the reference
+    weights (zero, or the initialisation); biases are left out, as in the paper."""
     layers = linear_layers(model)
     references = linear_layers(reference) if reference is not None else [None] * len(layers)
     if len(references) != len(layers):
@@ -70,7 +85,7 @@ def spectral_complexity(model: nn.Module, reference: nn.Module | None = None) ->
         spectral, ratios = 1.0, 0.0
         for layer, ref in zip(layers, references):
             weight = layer.weight.double()
-            difference = weight - (ref.weight.double() if ref is not None else 0)
+            difference = weight - (ref.weight.double().to(weight) if ref is not None else 0)
             sigma = torch.linalg.matrix_norm(weight, ord=2).item()
             spectral *= sigma
             ratios += (difference.norm(dim=1).sum().item() / sigma) ** (2 / 3)
@@ -83,9 +98,11 @@ def margins(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     and the margins by c, so the ratio ignores the scale of the outputs."""
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        outputs = model(x).double()
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            outputs = model(x).double()
+    finally:
+        model.train(was_training)
     true = outputs.gather(1, y.view(-1, 1)).squeeze(1)
     others = outputs.scatter(1, y.view(-1, 1), float("-inf")).amax(1)
     return true - others
@@ -97,7 +114,7 @@ def rescaled(model: nn.Module, layer: int, factor: float) -> nn.Module:
     if not factor > 0:
         raise ValueError(f"factor must be positive (a ReLU commutes only with positive scaling), got {factor}")
     copied = copy.deepcopy(model)
-    layers = linear_layers(copied)
+    layers = _positively_homogeneous(copied)
     if not 0 <= layer < len(layers) - 1:
         raise ValueError(f"layer must be from 0 to {len(layers) - 2} (it needs a next layer), got {layer}")
     with torch.no_grad():
@@ -131,9 +148,10 @@ def _at_rest(model: nn.Module, x: Tensor, y: Tensor, radius: float, offset: floa
 
 def sharpness(model: nn.Module, x: Tensor, y: Tensor, radius: float, offset: float = 1.0, steps: int = 20) -> float:
     """Keskar et al.'s sharpness: the largest relative rise of the loss, ``(L(w + z) - L(w)) / (1 + L(w))``, over
-    perturbations with ``abs(z_i) <= radius * (abs(w_i) + offset)``, found by projected sign-gradient ascent.
-    offset=1 is theirs; with offset=0 the box scales with each weight, so rescaling layers (gt.measures.rescaled)
-    leaves it unchanged."""
+    perturbations with ``abs(z_i) <= radius * (abs(w_i) + offset)``, without their factor of 100. The maximum is
+    sought by projected sign-gradient ascent (they used L-BFGS-B), so the value is a lower bound on it. offset=1 is
+    their box; with offset=0 the box scales with each weight, so rescaling layers (gt.measures.rescaled) leaves the
+    value unchanged."""
     with _at_rest(model, x, y, radius, offset) as (weights, box, base):
         shift = {name: torch.zeros_like(weight, requires_grad=True) for name, weight in weights.items()}
         highest = base
@@ -170,6 +188,8 @@ def gaussian_kl(q_mean: Tensor, q_std: Tensor, p_mean: Tensor, p_std: Tensor | f
 
 def bernoulli_kl(q: float, p: float) -> float:
     """``kl(q || p)`` between Bernoulli distributions with means q and p."""
+    if not (0 <= q <= 1 and 0 <= p <= 1):
+        raise ValueError(f"q and p must lie in [0, 1], got {q} and {p}")
     terms = [(q, p), (1 - q, 1 - p)]
     return sum(a * math.log(a / b) for a, b in terms if a > 0) if 0 < p < 1 else (0.0 if p == q else math.inf)
 
@@ -187,7 +207,8 @@ def pac_bayes_bound(train_error: float, kl: float, n: int, delta: float = 0.05) 
     """With probability 1 - delta over the n training examples, the error of the random network Q is at most
     ``kl_inverse(train_error, (KL(Q || P) + log(n / delta)) / (n - 1))`` (the Langford-Seeger form of the PAC-Bayes
     theorem, as Dziugaite & Roy state it), for a prior P chosen before seeing the data. train_error is Q's (expected)
-    error on the training set."""
+    error on the training set. A prior picked from several (Dziugaite & Roy's grid of variances) adds the cost of
+    the choice to `kl`, by a union bound."""
     if not n > 1 or not 0 < delta < 1 or not kl >= 0:
         raise ValueError(f"need n > 1, 0 < delta < 1 and kl >= 0, got n={n}, delta={delta}, kl={kl}")
     return kl_inverse(train_error, (kl + math.log(n / delta)) / (n - 1))

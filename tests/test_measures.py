@@ -22,6 +22,8 @@ def test_path_norm_equals_the_sum_over_paths_written_out():
     from_inputs = sum((w2[k, j] * w1[j, i]) ** 2 for k in range(2) for j in range(4) for i in range(3))
     from_biases = sum((w2[k, j] * b1[j]) ** 2 for k in range(2) for j in range(4)) + (b2 ** 2).sum()
     assert measures.path_norm(model) == pytest.approx(math.sqrt(from_inputs + from_biases), rel=1e-10)
+    with_dropout = gt.models.MLP(3, [4], 2, dropout=0.5)   # in training mode: no mask may touch the paths
+    assert measures.path_norm(with_dropout) == measures.path_norm(with_dropout)
 
 
 def test_rescaling_a_relu_layer_keeps_function_path_norm_and_norm_products_but_not_the_weights_norm():
@@ -44,6 +46,8 @@ def test_norm_products_of_diagonal_layers():
         second.weight.copy_(torch.diag(torch.tensor([2.0, 5.0])))
     assert measures.norm_product(model, 2) == pytest.approx(15.0)
     assert measures.norm_product(model, "fro") == pytest.approx(math.sqrt(10) * math.sqrt(29))
+    # Bartlett et al.: rows (3, 1) and (2, 5) give (2,1) norms 4 and 7 against spectral norms 3 and 5
+    assert measures.spectral_complexity(model) == pytest.approx(15 * ((4 / 3) ** (2 / 3) + (7 / 5) ** (2 / 3)) ** 1.5)
     with pytest.raises(ValueError, match="ord"):
         measures.norm_product(model, 1)
 
@@ -73,6 +77,16 @@ def test_sharpness_is_zero_without_perturbation_and_at_least_the_random_one():
     assert measures.random_sharpness(model, x, y, radius=0.0) == 0.0
     worst, typical = measures.sharpness(model, x, y, radius=0.05), measures.random_sharpness(model, x, y, radius=0.05)
     assert worst > typical and worst > 0
+
+
+def test_sharpness_of_a_zero_network_in_closed_form():
+    # outputs (0, 0) at w = 0; the box |z| <= 0.1 moves each of the 4 parameters (2 weights, 2 biases) by 0.1 against
+    # class 0, so the outputs become (-0.2, 0.2): loss log(1 + e^0.4) against log 2, relative to 1 + log 2
+    model = gt.models.MLP(1, [], 2)
+    for parameter in model.parameters():
+        nn.init.zeros_(parameter)
+    value = measures.sharpness(model, torch.ones(1, 1), torch.tensor([0]), radius=0.1)
+    assert value == pytest.approx((math.log1p(math.exp(0.4)) - math.log(2)) / (1 + math.log(2)), rel=1e-6)
 
 
 def test_magnitude_relative_sharpness_ignores_a_rescaling_and_keskars_does_not():
@@ -105,8 +119,15 @@ def test_pac_bayes_bound_grows_with_the_kl_and_shrinks_with_n():
     bounds = [measures.pac_bayes_bound(0.05, kl, n=10_000) for kl in (0.0, 100.0, 1000.0, 5000.0)]
     assert bounds == sorted(bounds) and bounds[0] > 0.05 and bounds[-1] < 1
     assert measures.pac_bayes_bound(0.05, 100.0, n=100_000) < measures.pac_bayes_bound(0.05, 100.0, n=10_000)
-    with pytest.raises(ValueError, match="n > 1"):
+    # zero training error: kl(0 || p) = -log(1 - p), so the bound is 1 - exp(-(KL + log(n / delta)) / (n - 1))
+    expected = 1 - math.exp(-(10 + math.log(1001 / 0.05)) / 1000)
+    assert measures.pac_bayes_bound(0.0, 10.0, n=1001) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="kl=-1.0"):
         measures.pac_bayes_bound(0.05, -1.0, n=100)
+    with pytest.raises(ValueError, match="n=1,"):
+        measures.pac_bayes_bound(0.05, 1.0, n=1)
+    with pytest.raises(ValueError, match="must lie in"):
+        measures.bernoulli_kl(1.2, 0.5)
 
 
 def test_measures_refuse_what_they_do_not_describe():
@@ -116,6 +137,8 @@ def test_measures_refuse_what_they_do_not_describe():
         measures.norm_product(gt.models.CNN1d(channels=4))
     with pytest.raises(ValueError, match="no linear layers"):
         measures.path_norm(nn.Sequential(nn.ReLU()))
+    with pytest.raises(ValueError, match="Tanh does not"):
+        measures.path_norm(gt.models.MLP(3, [4], 2, activation="tanh"))
     with pytest.raises(ValueError, match="positive"):
         measures.rescaled(network(), layer=0, factor=-1.0)
     with pytest.raises(ValueError, match="next layer"):
