@@ -92,17 +92,23 @@ def spectral_complexity(model: nn.Module, reference: nn.Module | None = None) ->
         return spectral * ratios ** 1.5
 
 
+@contextlib.contextmanager
+def _evaluation(model: nn.Module):
+    """The model in evaluation mode (no dropout) for the duration, its own mode restored afterwards, error or not."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def margins(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """Each example's output margin: the true class's output minus the largest other output (negative: misclassified).
     Norm-based measures are divided by a low quantile of these: scaling the last layer by c multiplies both the norms
     and the margins by c, so the ratio ignores the scale of the outputs."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            outputs = model(x).double()
-    finally:
-        model.train(was_training)
+    with _evaluation(model), torch.no_grad():
+        outputs = model(x).double()
     true = outputs.gather(1, y.view(-1, 1)).squeeze(1)
     others = outputs.scatter(1, y.view(-1, 1), float("-inf")).amax(1)
     return true - others
@@ -131,19 +137,14 @@ def _loss_with(model: nn.Module, parameters: dict[str, Tensor], x: Tensor, y: Te
 
 @contextlib.contextmanager
 def _at_rest(model: nn.Module, x: Tensor, y: Tensor, radius: float, offset: float):
-    """The model in evaluation mode (no dropout) for the duration, with its weights, the perturbation box (half-widths
-    radius * (abs(w) + offset), weight by weight) and the loss at the weights themselves."""
+    """The model in evaluation mode and gradients off for the duration, with its weights, the perturbation box
+    (half-widths radius * (abs(w) + offset), weight by weight) and the loss at the weights themselves."""
     if not radius >= 0 or not offset >= 0:
         raise ValueError(f"radius and offset must be 0 or more, got {radius} and {offset}")
     weights = {name: parameter.detach() for name, parameter in model.named_parameters()}
     box = {name: radius * (weight.abs() + offset) for name, weight in weights.items()}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield weights, box, _loss_with(model, weights, x, y).item()
-    finally:
-        model.train(was_training)
+    with _evaluation(model), torch.no_grad():
+        yield weights, box, _loss_with(model, weights, x, y).item()
 
 
 def sharpness(model: nn.Module, x: Tensor, y: Tensor, radius: float, offset: float = 1.0, steps: int = 20) -> float:

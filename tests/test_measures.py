@@ -62,6 +62,15 @@ def test_spectral_complexity_of_one_layer_is_the_sum_of_its_row_norms_and_zero_a
         measures.spectral_complexity(deep, reference=network(widths=(5,)))
 
 
+def test_measures_leave_the_model_in_its_own_mode():
+    model, x, y = gt.models.MLP(3, [4], 2, dropout=0.5), torch.randn(8, 3), torch.randint(2, (8,))
+    measures.margins(model, x, y), measures.sharpness(model, x, y, radius=0.01, steps=2)
+    assert model.training
+    with pytest.raises(RuntimeError):
+        measures.margins(model, torch.randn(8, 5), y)   # wrong input size: the forward pass raises
+    assert model.training
+
+
 def test_margins_of_a_known_linear_model():
     model = gt.models.MLP(3, [], 3)
     with torch.no_grad():
