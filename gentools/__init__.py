@@ -9,11 +9,11 @@ from .device import seed_everything
 from .session import setup
 from .settings import Settings
 from .sweep import SweepIncomplete, packed, sweep
-from .train import EarlyStopping, History, evaluate, fit, fitted
+from .train import EarlyStopping, History, StopAt, evaluate, fit, fitted
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "EarlyStopping", "History", "attacks", "biasvar", "checks", "claim", "config", "data", "device", "ensemble",
+    "EarlyStopping", "History", "StopAt", "attacks", "biasvar", "checks", "claim", "config", "data", "device", "ensemble",
     "evaluate", "executors", "fit", "fitted", "gradients", "kernels", "linear", "losses", "measures", "models", "packed", "pick", "plots", "prune", "regularize", "scale", "seed_everything", "settings", "Settings", "setup", "stats", "sweep", "SweepIncomplete", "train", "transfer",
 ]

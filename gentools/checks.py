@@ -448,3 +448,41 @@ def fine_tuning_accuracy(accuracy: Mapping[float, float], source, target) -> Non
                  f"the accuracy for the pre-trained layers' rate {rate:g} differs from a run of the recipe: pre-train as "
                  "transfer_run does (seed 0), give the network a new last layer after gt.seed_everything(1000), put the "
                  "pre-trained layers and the new layer in two parameter groups of one Adam, and train 100 epochs")
+
+# --- chapter 10 ----------------------------------------------------------------------------------------------
+
+@_exercise
+def path_norm(fn: Callable[[nn.Module], float]) -> None:
+    """fn(model): the l2 path norm of a ReLU MLP (biases included), checked on random networks of several depths
+    against gt.measures.path_norm, which computes it another way (one forward pass of the squared weights)."""
+    from .measures import path_norm as reference
+    from .models import MLP
+
+    gen = generator(10)
+    for widths in ([5], [6, 4], [3, 5, 4]):
+        net = MLP(4, widths, 3)
+        with torch.no_grad():
+            for parameter in net.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=gen))
+        answer = _call(fn, net)
+        _require(isinstance(answer, (float, int, np.floating, torch.Tensor)) and np.ndim(answer) == 0,
+                 "return one number for the network")
+        _require(np.isclose(float(answer), reference(net), rtol=1e-4),
+                 "sum, over every path from an input or a bias to an output, the product of the squared weights on "
+                 "the path (a bias starts a path at its unit), then take the square root; a depth-by-depth product of "
+                 "squared weight matrices computes it without listing paths")
+
+
+@_exercise
+def speed_tau(tau: float, grid) -> None:
+    """Kendall's tau between the epochs each network of the grid needed to reach the stopping loss and its
+    generalization gap, over the networks that reached it; recomputed here from the grid's columns."""
+    import scipy.stats
+
+    _require(isinstance(tau, (float, int, np.floating)) and not isinstance(tau, (bool, np.bool_)) and -1 <= tau <= 1,
+             "tau is a rank correlation: one number between -1 and 1")
+    reached = grid[grid["epochs"].notna()]
+    reference = scipy.stats.kendalltau(reached["epochs"], reached["gap"]).statistic
+    _require(abs(float(tau) - reference) < 1e-6,
+             "rank the networks that reached the stopping loss by their epochs and by their gap (training accuracy "
+             "minus test accuracy), and compare the two rankings with Kendall's tau (scipy.stats.kendalltau)")

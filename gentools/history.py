@@ -149,6 +149,31 @@ class EarlyStopping(Callback):
             model.load_state_dict(self.best_state)
 
 
+class StopAt(Callback):
+    """Stop once `metric` is at or below `value` (or at or above it, mode='max'): Jiang et al. (2020) train every
+    network of a comparison to the same training loss, so that no measure is confounded with how long each trained.
+    The epoch is recorded in history.meta['stopped_epoch'] (None if never reached)."""
+
+    def __init__(self, metric: str = "train_loss_running", value: float = 0.01, mode: str = "min"):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.metric, self.value, self.mode, self.reached = metric, value, mode, None
+
+    def on_epoch(self, history: History, model: nn.Module) -> bool:
+        if isinstance(history, list):
+            raise TypeError("StopAt stops one model; a stack trains every member for the same epochs.")
+        record = history.final
+        if self.metric not in record:
+            raise KeyError(f"StopAt watches {self.metric!r}, which fit() does not record; it records {', '.join(record)}.")
+        value = record[self.metric]
+        if value <= self.value if self.mode == "min" else value >= self.value:
+            self.reached = int(record["epoch"])
+        return self.reached is not None
+
+    def on_end(self, history: History, model: nn.Module) -> None:
+        history.meta["stopped_epoch"] = self.reached
+
+
 class Record(Callback):
     """Measure more after every measured epoch: Record(noisy_acc=lambda model: ...) adds the number `noisy_acc` to
     each such record (from epoch 1; record 0 has none). For a stack, `measure(model)` gives one number per member."""

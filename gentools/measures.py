@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 
 import scipy.optimize
@@ -213,3 +214,90 @@ def pac_bayes_bound(train_error: float, kl: float, n: int, delta: float = 0.05) 
     if not n > 1 or not 0 < delta < 1 or not kl >= 0:
         raise ValueError(f"need n > 1, 0 < delta < 1 and kl >= 0, got n={n}, delta={delta}, kl={kl}")
     return kl_inverse(train_error, (kl + math.log(n / delta)) / (n - 1))
+
+
+def _flat(parameters: dict[str, Tensor]) -> Tensor:
+    return torch.cat([tensor.flatten() for tensor in parameters.values()])
+
+
+@dataclasses.dataclass
+class Posterior:
+    """A Gaussian Q = N(mean, diag(std**2)) over a network's weights, with the prior P = N(initial, prior_variance)
+    it is bound against: Dziugaite & Roy's setting. The initial weights are drawn before the data are seen, and the
+    prior variance is picked from the grid ``c * exp(-j / b)``, j = 1, 2, ..., whose choice the bound pays for."""
+
+    model: nn.Module
+    mean: dict[str, Tensor]
+    std: dict[str, Tensor]
+    initial: dict[str, Tensor]
+    j: int
+    c: float = 0.1
+    b: float = 100.0
+
+    @property
+    def prior_variance(self) -> float:
+        return self.c * math.exp(-self.j / self.b)
+
+    def kl(self) -> float:
+        """KL(Q || P), summed over the weights."""
+        return gaussian_kl(_flat(self.mean), _flat(self.std), _flat(self.initial), math.sqrt(self.prior_variance))
+
+    def error(self, x: Tensor, y: Tensor, samples: int = 100, seed: int = 0) -> float:
+        """Q's error on (x, y), estimated from `samples` networks drawn from it: the mean of their error rates."""
+        generator = torch.Generator().manual_seed(seed)
+        errors = []
+        with _evaluation(self.model), torch.no_grad():
+            for _ in range(samples):
+                drawn = {name: mean + self.std[name] * torch.randn(mean.shape, generator=generator).to(mean)
+                         for name, mean in self.mean.items()}
+                errors.append((functional_call(self.model, drawn, (x,)).argmax(1) != y).float().mean().item())
+        return sum(errors) / samples
+
+    def bound(self, x: Tensor, y: Tensor, samples: int = 1000, delta: float = 0.025, delta_sampling: float = 0.01,
+              seed: int = 0) -> dict[str, float]:
+        """Dziugaite & Roy's bound on Q's error, from the n training examples (x, y): with probability at least
+        1 - delta - delta_sampling it holds. Q's training error is estimated from `samples` networks and raised to
+        ``kl_inverse(estimate, log(2 / delta_sampling) / samples)``; the choice of j costs ``2 log j + log(pi^2 / 6)``
+        (a union bound with delta_j = 6 delta / (pi^2 j^2))."""
+        estimate = self.error(x, y, samples, seed)
+        train_error = kl_inverse(estimate, math.log(2 / delta_sampling) / samples)
+        kl = self.kl()
+        bound = pac_bayes_bound(train_error, kl + 2 * math.log(self.j) + math.log(math.pi ** 2 / 6), len(x), delta)
+        return {"bound": bound, "kl": kl, "train_error_estimate": estimate, "train_error_bound": train_error,
+                "prior_variance": self.prior_variance}
+
+
+def fit_posterior(model: nn.Module, initial: nn.Module, x: Tensor, y: Tensor, steps: int, lr: float = 1e-3,
+                  batch_size: int = 100, delta: float = 0.025, c: float = 0.1, b: float = 100.0,
+                  seed: int = 0) -> Posterior:
+    """Dziugaite & Roy's optimisation: starting from a trained `model` (its weights the mean, its weights' magnitudes
+    the standard deviations), minimise a surrogate of Q's training error (the cross-entropy in bits of one drawn
+    network, which is at least 1 on a mistake) plus the square-root form of the PAC-Bayes bound, over the mean, the
+    standard deviations and the prior variance, by RMSprop on mini-batches. `initial` is the network before training:
+    the prior's mean. The prior variance found is rounded to the grid, and the result is a Posterior."""
+    generator = torch.Generator().manual_seed(seed)
+    prior_mean = {name: parameter.detach().clone() for name, parameter in initial.named_parameters()}
+    mean = {name: parameter.detach().clone().requires_grad_(True) for name, parameter in model.named_parameters()}
+    log_std = {name: weight.detach().abs().clamp_min(1e-4).log().requires_grad_(True) for name, weight in mean.items()}
+    log_variance = torch.tensor(math.log(c) - 6.0, requires_grad=True)
+    optimiser = torch.optim.RMSprop([*mean.values(), *log_std.values(), log_variance], lr=lr)
+    n, confidence = len(x), math.log(math.pi ** 2 * len(x) / (6 * delta))
+    with _evaluation(model):
+        for _ in range(steps):
+            batch = torch.randint(n, (batch_size,), generator=generator).to(x.device)
+            drawn = {name: mu + log_std[name].exp() * torch.randn(mu.shape, generator=generator).to(mu)
+                     for name, mu in mean.items()}
+            surrogate = F.cross_entropy(functional_call(model, drawn, (x[batch],)), y[batch]) / math.log(2)
+            variance = log_variance.exp()
+            kl = sum((0.5 * ((log_std[name].exp() ** 2 + (mean[name] - prior_mean[name]) ** 2) / variance - 1
+                             + variance.log() - 2 * log_std[name])).sum() for name in mean)
+            choice = 2 * torch.log(b * torch.log(c / variance)).clamp_min(0)
+            objective = surrogate + torch.sqrt((kl + choice + confidence) / (2 * (n - 1)))
+            optimiser.zero_grad()
+            objective.backward()
+            optimiser.step()
+            with torch.no_grad():
+                log_variance.clamp_(max=math.log(c) - 1 / b)
+    j = max(1, round(b * math.log(c / log_variance.exp().item())))
+    return Posterior(model, {name: mu.detach() for name, mu in mean.items()},
+                     {name: value.detach().exp() for name, value in log_std.items()}, prior_mean, j, c, b)

@@ -1,4 +1,5 @@
-"""How sure a measured number is: intervals for accuracies and for means over seeds."""
+"""How sure a measured number is: intervals for accuracies and for means over seeds; and how well one number ranks
+another (Kendall's tau, overall and granulated by hyperparameter)."""
 from __future__ import annotations
 
 import numpy as np
@@ -79,3 +80,19 @@ def welch_verdict(a, b, alpha: float = 0.05) -> str:
     if not welch_p(a, b) < alpha:
         return "within noise"
     return "better" if np.mean(a) > np.mean(b) else "worse"
+
+
+def granulated_tau(frame, measure: str, target: str, hyperparameters) -> dict[str, float]:
+    """Jiang et al.'s (2020) granulated Kendall tau: for each hyperparameter, the rank correlation of `measure` with
+    `target` among the rows (networks) that differ in that hyperparameter alone, averaged over every combination of
+    the others; a grid that is a product has one such group per combination. A measure that only tracks one
+    hyperparameter scores high on it and near zero on the rest. Groups where a tau is undefined (all ties) are
+    skipped; a hyperparameter with none left gets NaN."""
+    taus = {}
+    for name in hyperparameters:
+        others = [other for other in hyperparameters if other != name]
+        groups = frame.groupby(others) if others else [((), frame)]
+        values = [_scipy.kendalltau(group[measure], group[target]).statistic for _, group in groups if len(group) > 1]
+        values = [value for value in values if np.isfinite(value)]
+        taus[name] = float(np.mean(values)) if values else float("nan")
+    return taus

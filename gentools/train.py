@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import config
 from .data import DataSet, TensorData
 from .device import autocast, generator, random_state_kept, run_seed
-from .history import Callback, EarlyStopping, History, Record, at_level, frames  # noqa: F401  (gt.train.History and friends)
+from .history import Callback, EarlyStopping, History, Record, StopAt, at_level, frames  # noqa: F401  (gt.train.History and friends)
 from .losses import mean_loss, per_example_loss
 from .models import StackedMLP
 from .settings import Settings

@@ -4,7 +4,9 @@ import copy
 import functools
 
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.stats
 import torch
 import torch.nn.functional as F
 from sklearn.tree import DecisionTreeClassifier
@@ -328,3 +330,36 @@ def test_fine_tuning_accuracy(small_mnist1d):
     wrong_at_one = {**right, 1e-4: right[1e-4] + 0.1 if right[1e-4] < 0.8 else right[1e-4] - 0.1}
     rejects(lambda answer: gt.checks.fine_tuning_accuracy(answer, source, target), {}, {1e-3: 0.41, 1e-4: 0.47},
             {rate: 100 * value for rate, value in right.items()}, wrong_at_one, frozen_head)
+
+def _path_norm_by_paths(model, square=True, biases=True):
+    """The path norm layer by layer: one path starts at each input and at each bias, and every layer multiplies the
+    paths through it by its (squared) weights. Written here, apart from the check, as the reference it is tested on."""
+    power = 2 if square else 1
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    paths = torch.ones(layers[0].in_features, dtype=torch.float64)
+    for layer in layers:
+        paths = layer.weight.detach().double().abs().pow(power) @ paths
+        paths = paths + layer.bias.detach().double().abs().pow(power) if biases else paths
+    return paths.sum().item() ** (1 / power)
+
+
+def test_path_norm_check():
+    torch.manual_seed(0)
+    net = gt.models.MLP(4, [6, 4], 3)
+    assert _path_norm_by_paths(net) == pytest.approx(gt.measures.path_norm(net), rel=1e-9)
+    gt.checks.path_norm(_path_norm_by_paths)
+    rejects(gt.checks.path_norm, stub, lambda model: _path_norm_by_paths(model) ** 2,
+            lambda model: _path_norm_by_paths(model, biases=False), lambda model: _path_norm_by_paths(model, square=False),
+            lambda model: torch.ones(2))
+
+
+def test_speed_tau_check():
+    grid = pd.DataFrame({"epochs": [10, 20, np.nan, 40, 15, 30], "gap": [0.5, 0.52, 0.6, 0.58, 0.49, 0.55],
+                         "test_acc": [0.5, 0.48, 0.4, 0.42, 0.51, 0.45]})
+    reached = grid.dropna()
+    right = scipy.stats.kendalltau(reached.epochs, reached.gap).statistic
+    gt.checks.speed_tau(right, grid)
+    rejects(lambda tau: gt.checks.speed_tau(tau, grid), None, 2.0, -right,
+            scipy.stats.pearsonr(reached.epochs, reached.gap).statistic,
+            scipy.stats.kendalltau(grid.epochs.fillna(300), grid.gap).statistic,
+            scipy.stats.kendalltau(reached.epochs, reached.test_acc).statistic)

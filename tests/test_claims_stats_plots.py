@@ -112,3 +112,15 @@ def test_a_claim_of_the_book_scale_is_shown_but_not_checked_at_the_tiny_scale(ca
     assert len(gt.claims.RECORDED) == recorded  # not a claim of this run
     with pytest.raises(ClaimFailed):
         gt.claim(False, "checked here", scales=("tiny",))
+
+
+def test_granulated_tau_separates_what_tracks_one_hyperparameter_from_what_tracks_the_other():
+    grid = pd.DataFrame([dict(a=a, b=b, c=c) for a in range(3) for b in range(3) for c in range(2)])
+    grid["target"] = grid.a + 10 * grid.b + 0.1 * grid.c
+    grid["measure"] = grid.a - grid.b
+    taus = gt.stats.granulated_tau(grid, "measure", "target", ["a", "b", "c"])
+    assert taus["a"] == pytest.approx(1.0) and taus["b"] == pytest.approx(-1.0)
+    assert np.isnan(taus["c"])   # the measure ignores c: every group's tau is undefined
+    assert gt.stats.granulated_tau(grid, "target", "target", ["a", "b", "c"]) == pytest.approx({"a": 1, "b": 1, "c": 1})
+    one = gt.stats.granulated_tau(grid[(grid.b == 0) & (grid.c == 0)], "measure", "target", ["a"])
+    assert one["a"] == pytest.approx(1.0)

@@ -139,6 +139,38 @@ def test_pac_bayes_bound_grows_with_the_kl_and_shrinks_with_n():
         measures.bernoulli_kl(1.2, 0.5)
 
 
+def test_a_posterior_equal_to_its_prior_has_zero_kl_and_its_bound_pays_only_for_confidence():
+    model = network()
+    weights = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    posterior = measures.Posterior(model, weights, {name: torch.full_like(w, math.sqrt(0.1 * math.exp(-0.07)))
+                                                    for name, w in weights.items()}, weights, j=7)
+    assert posterior.prior_variance == pytest.approx(0.1 * math.exp(-0.07))
+    assert posterior.kl() == pytest.approx(0.0, abs=1e-9)
+    x, y = torch.randn(200, 3), torch.randint(0, 2, (200,))
+    result = posterior.bound(x, y, samples=50, delta=0.025, delta_sampling=0.01)
+    assert result["train_error_estimate"] == pytest.approx(posterior.error(x, y, samples=50))
+    assert result["train_error_bound"] == pytest.approx(
+        measures.kl_inverse(result["train_error_estimate"], math.log(2 / 0.01) / 50))
+    complexity = 2 * math.log(7) + math.log(math.pi ** 2 / 6)
+    assert result["bound"] == pytest.approx(measures.pac_bayes_bound(result["train_error_bound"], complexity, 200, 0.025))
+
+
+def test_fit_posterior_gives_a_non_vacuous_bound_on_an_easy_task_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    x = torch.randn(4000, 3)
+    y = (x[:, 0] > 0).long()
+    model = network(widths=(8,))
+    initial = network(seed=1, widths=(8,))
+    gt.fit(model, gt.data.DataSet("easy", gt.data.TensorData(x, y), gt.data.TensorData(x[:10], y[:10]), n_classes=2), epochs=20,
+           lr=1e-2, progress=False)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    posterior = measures.fit_posterior(model, initial, x, y, steps=1000, lr=1e-2, seed=0)
+    assert all(torch.equal(before[name], p) for name, p in model.named_parameters())
+    result = posterior.bound(x, y, samples=200)
+    assert result["train_error_estimate"] <= result["train_error_bound"] < result["bound"] < 0.5
+    assert posterior.j >= 1 and result["prior_variance"] < 0.1
+
+
 def test_measures_refuse_what_they_do_not_describe():
     with pytest.raises(ValueError, match="normalization"):
         measures.path_norm(gt.models.MLP(3, [4], 2, batch_norm=True))

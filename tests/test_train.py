@@ -97,6 +97,19 @@ def test_early_stopping_stops_and_restores_the_best_weights(small_mnist1d):
         _train(small_mnist1d, callbacks=[gt.EarlyStopping("valid_loss")])
 
 
+def test_stop_at_stops_at_the_first_epoch_that_reaches_the_value(small_mnist1d):
+    _, full = _train(small_mnist1d, epochs=60, lr=3e-2)
+    losses = full["train_loss_running"]
+    target = float(losses[30])   # reached first at some epoch between 1 and 30
+    first = next(epoch for epoch, loss in zip(full["epoch"], losses) if epoch >= 1 and loss <= target)
+    _, stopped = _train(small_mnist1d, epochs=60, lr=3e-2, callbacks=[gt.StopAt("train_loss_running", target)])
+    assert stopped.meta["stopped_epoch"] == first == int(stopped.final["epoch"])
+    _, never = _train(small_mnist1d, epochs=3, callbacks=[gt.StopAt("train_loss_running", 0.0)])
+    assert never.meta["stopped_epoch"] is None and int(never.final["epoch"]) == 3
+    with pytest.raises(KeyError, match="does not record"):
+        _train(small_mnist1d, callbacks=[gt.StopAt("valid_loss")])
+
+
 def test_step_hook_runs_after_every_optimizer_step(small_mnist1d):
     class ZeroFirstWeight(gt.train.Callback):
         calls = 0
