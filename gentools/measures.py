@@ -115,6 +115,41 @@ def margins(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return true - others
 
 
+def margin(model: nn.Module, x: Tensor, y: Tensor, quantile: float = 0.1) -> float:
+    """gamma: a low quantile of the output margins over (x, y), the 10th percentile by default as in Jiang et al.
+    (2020), so that a few hard examples do not decide it."""
+    return float(torch.quantile(margins(model, x, y), quantile))
+
+
+def vc_bound(d: int, n: int, delta: float = 0.05) -> float:
+    """The complexity terms of the VC bound in its growth-function form, ``sqrt(2 ln Pi(n) / n) + sqrt(ln(1/delta)
+    / (2n))``, for a class of VC dimension d: ``ln Pi(n) = n ln 2`` up to n = d, ``d ln(e n / d)`` beyond (Sauer's
+    lemma). Added to the training error, it bounds the test error with probability 1 - delta."""
+    if not (d >= 1 and n >= 1 and 0 < delta < 1):
+        raise ValueError(f"need d >= 1, n >= 1 and 0 < delta < 1, got d={d}, n={n}, delta={delta}")
+    log_growth = n * math.log(2) if n <= d else d * math.log(math.e * n / d)
+    return math.sqrt(2 * log_growth / n) + math.sqrt(math.log(1 / delta) / (2 * n))
+
+
+def summary(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
+    """Every measure of this module for a network and its training set (x, y), under the names a table of them uses:
+    the margin gamma; the Frobenius, spectral and path norms (squared, over gamma squared) and the spectral complexity
+    (over gamma); the leading terms of the Frobenius and spectral margin bounds (Golowich et al. 2018, Bartlett et
+    al. 2017, constants and logarithms left out); Keskar et al.'s sharpness (radius 1e-3), the relative sharpness
+    (radius 5e-3, offset 0), the random relative sharpness (radius 0.05); and the number of weights."""
+    gamma, n = margin(model, x, y), len(x)
+    complexity = spectral_complexity(model)
+    frobenius = norm_product(model, "fro")
+    return {"margin": gamma, "Frobenius": frobenius ** 2 / gamma ** 2, "spectral": norm_product(model, 2) ** 2 / gamma ** 2,
+            "path": path_norm(model) ** 2 / gamma ** 2, "spectral complexity": complexity / gamma,
+            "Frobenius bound": float(x.flatten(1).norm(dim=1).max()) * frobenius / (gamma * math.sqrt(n)),
+            "spectral bound": float(x.norm()) * complexity / (gamma * n),
+            "sharpness": sharpness(model, x, y, radius=1e-3),
+            "relative sharpness": sharpness(model, x, y, radius=5e-3, offset=0),
+            "random sharpness": random_sharpness(model, x, y, radius=0.05, offset=0),
+            "parameters": sum(parameter.numel() for parameter in model.parameters())}
+
+
 def rescaled(model: nn.Module, layer: int, factor: float) -> nn.Module:
     """A copy with linear layer `layer` (weights and bias) multiplied by `factor` > 0 and the next layer's weights
     divided by it: for a ReLU network the same function with other weights (Dinh et al.'s argument)."""

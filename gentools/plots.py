@@ -115,6 +115,24 @@ def bar_compare(names: Sequence[str], ours: Sequence[float], reference: Sequence
     return ax
 
 
+def table_heatmap(table, ax=None, label: str = "", vmin: float = -1, vmax: float = 1, title: str | None = None):
+    """A table of numbers (a DataFrame) as a coloured grid with each value written in, blank where it is NaN: for
+    correlations, where the sign matters (red negative, blue positive)."""
+    ax = _axes(ax)
+    values = np.asarray(table.values, dtype=float)
+    image = ax.imshow(values, cmap="RdBu", vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(values.shape[1]), table.columns, rotation=30, ha="right")
+    ax.set_yticks(range(values.shape[0]), table.index)
+    for (row, column), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=8)
+    ax.figure.colorbar(image, ax=ax, label=label)
+    ax.grid(False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 def resampled_fits(study, ax=None, n_show: int = 20, title: str | None = None):
     """A few of the fitted models, their mean, and the true function (a bias-variance Study)."""
     ax = _axes(ax)

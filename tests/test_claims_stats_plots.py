@@ -124,3 +124,11 @@ def test_granulated_tau_separates_what_tracks_one_hyperparameter_from_what_track
     assert gt.stats.granulated_tau(grid, "target", "target", ["a", "b", "c"]) == pytest.approx({"a": 1, "b": 1, "c": 1})
     one = gt.stats.granulated_tau(grid[(grid.b == 0) & (grid.c == 0)], "measure", "target", ["a"])
     assert one["a"] == pytest.approx(1.0)
+
+
+def test_table_heatmap_writes_every_finite_value_and_leaves_nan_blank():
+    table = pd.DataFrame({"a": [0.5, np.nan], "b": [-1.0, 0.25]}, index=["x", "y"])
+    ax = gt.plots.table_heatmap(table, label="tau", title="t")
+    assert sorted(text.get_text() for text in ax.texts) == ["-1.00", "0.25", "0.50"]
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == ["x", "y"] and ax.get_title() == "t"
+    plt.close(ax.figure)

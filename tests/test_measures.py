@@ -1,5 +1,6 @@
 """gentools.measures, checked by identities: known values on constructed networks, what rescaling a ReLU layer
 changes and what it does not, and the PAC-Bayes bound's monotonicity."""
+import copy
 import math
 
 import pytest
@@ -169,6 +170,33 @@ def test_fit_posterior_gives_a_non_vacuous_bound_on_an_easy_task_and_leaves_the_
     result = posterior.bound(x, y, samples=200)
     assert result["train_error_estimate"] <= result["train_error_bound"] < result["bound"] < 0.5
     assert posterior.j >= 1 and result["prior_variance"] < 0.1
+
+
+def test_vc_bound_in_closed_form_on_both_sides_of_the_vc_dimension():
+    n, delta = 100, 0.05
+    confidence = math.sqrt(math.log(1 / delta) / (2 * n))
+    assert measures.vc_bound(1000, n, delta) == pytest.approx(math.sqrt(2 * math.log(2)) + confidence)   # n <= d: 2^n
+    assert measures.vc_bound(10, n, delta) == pytest.approx(math.sqrt(2 * 10 * math.log(math.e * n / 10) / n) + confidence)
+    assert measures.vc_bound(10, 10_000) < measures.vc_bound(10, 1000) < 1 < measures.vc_bound(1000, 1000)
+    with pytest.raises(ValueError, match="delta"):
+        measures.vc_bound(10, 100, delta=0)
+
+
+def test_summary_margin_normalises_every_norm_measure_and_ignores_a_scaled_output():
+    model = network()
+    x, y = torch.randn(64, 3), torch.randint(0, 2, (64,))
+    gamma = measures.margin(model, x, y)
+    assert gamma == pytest.approx(torch.quantile(measures.margins(model, x, y), 0.1).item())
+    table = measures.summary(model, x, y)
+    assert table["path"] == pytest.approx(measures.path_norm(model) ** 2 / gamma ** 2)
+    assert table["spectral bound"] == pytest.approx(x.norm().item() * measures.spectral_complexity(model) / (gamma * 64))
+    assert table["parameters"] == sum(p.numel() for p in model.parameters())
+    louder = copy.deepcopy(model)                                  # the read-out (and its bias) times 3
+    with torch.no_grad():
+        louder[-1].weight.mul_(3), louder[-1].bias.mul_(3)
+    scaled = measures.summary(louder, x, y)
+    for name in ("Frobenius", "spectral", "path", "spectral complexity", "Frobenius bound", "spectral bound"):
+        assert scaled[name] == pytest.approx(table[name], rel=1e-5), name
 
 
 def test_measures_refuse_what_they_do_not_describe():
