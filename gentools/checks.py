@@ -449,6 +449,7 @@ def fine_tuning_accuracy(accuracy: Mapping[float, float], source, target) -> Non
                  "transfer_run does (seed 0), give the network a new last layer after gt.seed_everything(1000), put the "
                  "pre-trained layers and the new layer in two parameter groups of one Adam, and train 100 epochs")
 
+
 # --- chapter 10 ----------------------------------------------------------------------------------------------
 
 @_exercise
