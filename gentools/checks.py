@@ -481,7 +481,8 @@ def speed_tau(tau: float, grid) -> None:
     import scipy.stats
 
     _require(isinstance(tau, (float, int, np.floating)) and not isinstance(tau, (bool, np.bool_)) and -1 <= tau <= 1,
-             "tau is a rank correlation: one number between -1 and 1")
+             "tau is a rank correlation: one number between -1 and 1 (NaN means a network without epochs was kept: "
+             "leave out those that never reached the stopping loss)")
     reached = grid[grid["epochs"].notna()]
     reference = scipy.stats.kendalltau(reached["epochs"], reached["gap"]).statistic
     _require(abs(float(tau) - reference) < 1e-6,

@@ -152,7 +152,8 @@ class EarlyStopping(Callback):
 class StopAt(Callback):
     """Stop once `metric` is at or below `value` (or at or above it, mode='max'): Jiang et al. (2020) train every
     network of a comparison to the same training loss, so that no measure is confounded with how long each trained.
-    The epoch is recorded in history.meta['stopped_epoch'] (None if never reached)."""
+    The epoch is recorded in history.meta['stopped_epoch'] and in `reached` (None if never reached); use one
+    instance per fit."""
 
     def __init__(self, metric: str = "train_loss_running", value: float = 0.01, mode: str = "min"):
         if mode not in ("min", "max"):
@@ -166,7 +167,7 @@ class StopAt(Callback):
         if self.metric not in record:
             raise KeyError(f"StopAt watches {self.metric!r}, which fit() does not record; it records {', '.join(record)}.")
         value = record[self.metric]
-        if value <= self.value if self.mode == "min" else value >= self.value:
+        if (value <= self.value) if self.mode == "min" else (value >= self.value):
             self.reached = int(record["epoch"])
         return self.reached is not None
 

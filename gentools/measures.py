@@ -136,11 +136,13 @@ def summary(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
     the margin gamma; the Frobenius, spectral and path norms (squared, over gamma squared) and the spectral complexity
     (over gamma); the leading terms of the Frobenius and spectral margin bounds (Golowich et al. 2018, Bartlett et
     al. 2017, constants and logarithms left out); Keskar et al.'s sharpness (radius 1e-3), the relative sharpness
-    (radius 5e-3, offset 0), the random relative sharpness (radius 0.05); and the number of weights."""
-    gamma, n = margin(model, x, y), len(x)
+    (radius 5e-3, offset 0), the random relative sharpness (radius 0.05); and the number of weights. A network that
+    misclassifies a tenth of (x, y) or more has gamma <= 0, and its margin-normalised entries are NaN."""
+    measured, n = margin(model, x, y), len(x)
+    gamma = measured if measured > 0 else math.nan
     complexity = spectral_complexity(model)
     frobenius = norm_product(model, "fro")
-    return {"margin": gamma, "Frobenius": frobenius ** 2 / gamma ** 2, "spectral": norm_product(model, 2) ** 2 / gamma ** 2,
+    return {"margin": measured, "Frobenius": frobenius ** 2 / gamma ** 2, "spectral": norm_product(model, 2) ** 2 / gamma ** 2,
             "path": path_norm(model) ** 2 / gamma ** 2, "spectral complexity": complexity / gamma,
             "Frobenius bound": float(x.flatten(1).norm(dim=1).max()) * frobenius / (gamma * math.sqrt(n)),
             "spectral bound": float(x.norm()) * complexity / (gamma * n),
@@ -275,7 +277,8 @@ class Posterior:
 
     def kl(self) -> float:
         """KL(Q || P), summed over the weights."""
-        return gaussian_kl(_flat(self.mean), _flat(self.std), _flat(self.initial), math.sqrt(self.prior_variance))
+        mean = _flat(self.mean)
+        return gaussian_kl(mean, _flat(self.std), _flat(self.initial).to(mean), math.sqrt(self.prior_variance))
 
     def error(self, x: Tensor, y: Tensor, samples: int = 100, seed: int = 0) -> float:
         """Q's error on (x, y), estimated from `samples` networks drawn from it: the mean of their error rates."""
@@ -311,10 +314,10 @@ def fit_posterior(model: nn.Module, initial: nn.Module, x: Tensor, y: Tensor, st
     standard deviations and the prior variance, by RMSprop on mini-batches. `initial` is the network before training:
     the prior's mean. The prior variance found is rounded to the grid, and the result is a Posterior."""
     generator = torch.Generator().manual_seed(seed)
-    prior_mean = {name: parameter.detach().clone() for name, parameter in initial.named_parameters()}
     mean = {name: parameter.detach().clone().requires_grad_(True) for name, parameter in model.named_parameters()}
+    prior_mean = {name: parameter.detach().clone().to(mean[name]) for name, parameter in initial.named_parameters()}
     log_std = {name: weight.detach().abs().clamp_min(1e-4).log().requires_grad_(True) for name, weight in mean.items()}
-    log_variance = torch.tensor(math.log(c) - 6.0, requires_grad=True)
+    log_variance = torch.tensor(math.log(c) - 6.0, device=x.device, requires_grad=True)
     optimiser = torch.optim.RMSprop([*mean.values(), *log_std.values(), log_variance], lr=lr)
     n, confidence = len(x), math.log(math.pi ** 2 * len(x) / (6 * delta))
     with _evaluation(model):

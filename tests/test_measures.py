@@ -184,7 +184,9 @@ def test_vc_bound_in_closed_form_on_both_sides_of_the_vc_dimension():
 
 def test_summary_margin_normalises_every_norm_measure_and_ignores_a_scaled_output():
     model = network()
-    x, y = torch.randn(64, 3), torch.randint(0, 2, (64,))
+    x = torch.randn(64, 3)
+    with torch.no_grad():
+        y = model(x).argmax(1)                                    # the network's own predictions: gamma > 0
     gamma = measures.margin(model, x, y)
     assert gamma == pytest.approx(torch.quantile(measures.margins(model, x, y), 0.1).item())
     table = measures.summary(model, x, y)
@@ -197,6 +199,8 @@ def test_summary_margin_normalises_every_norm_measure_and_ignores_a_scaled_outpu
     scaled = measures.summary(louder, x, y)
     for name in ("Frobenius", "spectral", "path", "spectral complexity", "Frobenius bound", "spectral bound"):
         assert scaled[name] == pytest.approx(table[name], rel=1e-5), name
+    wrong = measures.summary(model, x, 1 - y)                     # every example misclassified: gamma < 0
+    assert wrong["margin"] < 0 and all(math.isnan(wrong[name]) for name in ("Frobenius", "path", "spectral bound"))
 
 
 def test_measures_refuse_what_they_do_not_describe():
