@@ -152,8 +152,8 @@ class EarlyStopping(Callback):
 class StopAt(Callback):
     """Stop once `metric` is at or below `value` (or at or above it, mode='max'): Jiang et al. (2020) train every
     network of a comparison to the same training loss, so that no measure is confounded with how long each trained.
-    The epoch is recorded in history.meta['stopped_epoch'] and in `reached` (None if never reached); use one
-    instance per fit."""
+    The epoch is recorded in history.meta['stopped_epoch'] and in `reached` (None if never reached), both set
+    afresh by each fit the instance watches."""
 
     def __init__(self, metric: str = "train_loss_running", value: float = 0.01, mode: str = "min"):
         if mode not in ("min", "max"):
@@ -167,9 +167,9 @@ class StopAt(Callback):
         if self.metric not in record:
             raise KeyError(f"StopAt watches {self.metric!r}, which fit() does not record; it records {', '.join(record)}.")
         value = record[self.metric]
-        if (value <= self.value) if self.mode == "min" else (value >= self.value):
-            self.reached = int(record["epoch"])
-        return self.reached is not None
+        met = (value <= self.value) if self.mode == "min" else (value >= self.value)
+        self.reached = int(record["epoch"]) if met else None
+        return met
 
     def on_end(self, history: History, model: nn.Module) -> None:
         history.meta["stopped_epoch"] = self.reached

@@ -106,6 +106,11 @@ def test_stop_at_stops_at_the_first_epoch_that_reaches_the_value(small_mnist1d):
     assert stopped.meta["stopped_epoch"] == first == int(stopped.final["epoch"])
     _, never = _train(small_mnist1d, epochs=3, callbacks=[gt.StopAt("train_loss_running", 0.0)])
     assert never.meta["stopped_epoch"] is None and int(never.final["epoch"]) == 3
+    reused = gt.StopAt("train_loss_running", target)  # an instance watching two fits decides each afresh
+    _train(small_mnist1d, epochs=60, lr=3e-2, callbacks=[reused])
+    reused.value = 0.0
+    _, again = _train(small_mnist1d, epochs=3, callbacks=[reused])
+    assert reused.reached is None and again.meta["stopped_epoch"] is None and int(again.final["epoch"]) == 3
     with pytest.raises(KeyError, match="does not record"):
         _train(small_mnist1d, callbacks=[gt.StopAt("valid_loss")])
 
