@@ -130,15 +130,45 @@ def load(name: str, device: torch.device | str | None = None, **options) -> Data
     return loaders[key](**options).to(device or default_device())
 
 
-def mnist1d(n_train: int = 4000, n_test: int = 1000, seed: int = 42, shuffle_seq: bool = False) -> DataSet:
+MNIST1D_SETTINGS = ("padding", "scale_coeff", "max_translation", "corr_noise_scale", "iid_noise_scale", "shear_scale")
+"""The MNIST-1D generator's settings that change the distribution but not the signal's length (its defaults:
+`mnist1d_defaults()`): the range of zero padding before the template is stretched to 72 samples (less padding, a
+wider digit; only its lower end may change), the range of random amplitude scaling, the largest circular translation, the correlated and the
+i.i.d. noise, and the shear."""
+
+
+def mnist1d_defaults() -> dict:
+    """The generator's default settings, as its package gives them."""
+    import mnist1d.data
+
+    defaults = mnist1d.data.get_dataset_args(as_dict=True)
+    return {key: defaults[key] for key in MNIST1D_SETTINGS}
+
+
+def mnist1d(n_train: int = 4000, n_test: int = 1000, seed: int = 42, shuffle_seq: bool = False, **settings) -> DataSet:
     """MNIST-1D (Greydanus & Kobak), generated offline by its package; any size. The defaults give the
     reference data set exactly (4000/1000, seed 42); another seed gives a fresh draw from the same distribution.
+    `settings` change the generator's (`MNIST1D_SETTINGS`): a shifted distribution, standardised with the
+    statistics of the default distribution's draw of the same size and seed, as a deployed model would see it.
     Generating takes about 0.2 ms an example, so the result is cached on disk."""
     if not (isinstance(n_train, Integral) and isinstance(n_test, Integral) and n_train >= 1 and n_test >= 0):
         raise ValueError(f"MNIST-1D needs n_train >= 1 and n_test >= 0 (whole numbers), got n_train={n_train!r}, "
                          f"n_test={n_test!r}")
+    unknown = set(settings) - set(MNIST1D_SETTINGS)
+    if unknown:
+        raise ValueError(f"Unknown MNIST-1D settings {sorted(unknown)}; known: {', '.join(MNIST1D_SETTINGS)}")
+    defaults = mnist1d_defaults()
+    settings = {key: list(value) if key == "padding" else value for key, value in settings.items()}
+    if "padding" in settings and (len(settings["padding"]) != 2 or settings["padding"][1] != defaults["padding"][1]
+                                  or not 0 <= settings["padding"][0] <= settings["padding"][1]):
+        raise ValueError(f"padding must be (low, {defaults['padding'][1]}) with 0 <= low <= {defaults['padding'][1]}: its "
+                         f"upper end sets the signal's length before subsampling; got {settings['padding']}")
+    changed = {key: value for key, value in settings.items() if value != defaults[key]}
+    if changed and shuffle_seq:
+        raise ValueError("shuffle_seq goes with the default generator settings only")
     total = -(-(n_train + n_test) // 10) * 10  # the generator makes equal numbers of each class
-    path = config.cache_dir() / "data" / f"mnist1d-{total}-seed{seed}{'-shuffled' if shuffle_seq else ''}.pt"
+    label = "".join(f"-{key}{value}" for key, value in sorted(changed.items())).replace(" ", "")
+    path = config.cache_dir() / "data" / f"mnist1d-{total}-seed{seed}{'-shuffled' if shuffle_seq else ''}{label}.pt"
     try:
         raw = store.read_tensors(path)
     except FileNotFoundError:
@@ -147,29 +177,53 @@ def mnist1d(n_train: int = 4000, n_test: int = 1000, seed: int = 42, shuffle_seq
         warnings.warn(f"Cached MNIST-1D at {path} was unreadable ({error}); generating it again.", stacklevel=2)
         raw = None
     if raw is None:
-        raw = _generate_mnist1d(total, seed, shuffle_seq)
+        raw = _generate_mnist1d(total, seed, shuffle_seq, changed)
         store.write_tensors(path, raw)
     x, y = raw["x"], raw["y"]
     return DataSet(
-        "mnist1d",
+        "mnist1d" + (" (" + ", ".join(f"{key}={value}" for key, value in changed.items()) + ")" if changed else ""),
         train=TensorData(x[:n_train], y[:n_train]),
         test=TensorData(x[n_train:n_train + n_test], y[n_train:n_train + n_test]),
         n_classes=10,
     )
 
 
-def _generate_mnist1d(total: int, seed: int, shuffle_seq: bool) -> dict[str, Tensor]:
+def _generate_mnist1d(total: int, seed: int, shuffle_seq: bool, changed: dict | None = None) -> dict[str, Tensor]:
     import mnist1d.data
 
     args = mnist1d.data.get_dataset_args()
     args.num_samples, args.train_split, args.seed, args.shuffle_seq = total, 1.0, seed, shuffle_seq
     saved = random.getstate(), np.random.get_state()  # the generator reseeds the global generators
     try:
-        raw = mnist1d.data.make_dataset(args)
+        if not changed:
+            raw = mnist1d.data.make_dataset(args)
+            x, y = raw["x"], raw["y"]
+        else:
+            reference, _ = _draw_mnist1d(args)
+            for key, value in changed.items():
+                setattr(args, key, value)
+            x, y = _draw_mnist1d(args)
+            x = (x - reference.mean()) / reference.std()
     finally:
         random.setstate(saved[0])
         np.random.set_state(saved[1])
-    return {"x": torch.as_tensor(raw["x"], dtype=torch.float32), "y": torch.as_tensor(raw["y"], dtype=torch.long)}
+    return {"x": torch.as_tensor(x, dtype=torch.float32), "y": torch.as_tensor(y, dtype=torch.long)}
+
+
+def _draw_mnist1d(args) -> tuple[np.ndarray, np.ndarray]:
+    """Unstandardised signals and labels from the package's own per-example transform, drawn in the order its
+    make_dataset draws them (so the default settings give the same signals, before it standardises them)."""
+    from mnist1d.data import get_templates
+    from mnist1d.transform import transform
+    from mnist1d.utils import set_seed
+
+    templates = get_templates()
+    set_seed(args.seed)
+    per_class = args.num_samples // len(templates["y"])
+    xs = [transform(template, templates["t"], args)[0] for template in templates["x"] for _ in range(per_class)]
+    ys = np.repeat(templates["y"], per_class)
+    order = np.random.permutation(len(ys))
+    return np.stack(xs)[order], ys[order]
 
 
 def digits(test_fraction: float = 0.25, seed: int = 0, n_train: int | None = None) -> DataSet:
@@ -324,6 +378,20 @@ def select_classes(data: DataSet, classes: Sequence[int] | None = None, per_clas
     name = data.name if classes == list(range(data.n_classes)) else f"{data.name}, classes {classes[0]}-{classes[-1]}"
     return data.replace(name=name, n_classes=len(classes),
                         **{key: part(split, draw=key == "train" and per_class is not None) for key, split in data.splits.items()})
+
+
+def group_classes(data: DataSet, groups: Sequence[Sequence[int]]) -> DataSet:
+    """The data set with its classes merged into `groups`, group i becoming class i: Dziugaite & Roy's binary MNIST
+    is ``group_classes(mnist, [range(5), range(5, 10)])``. Every class must fall in exactly one group."""
+    labels = [int(c) for group in groups for c in group]
+    if not data.n_classes or sorted(labels) != list(range(data.n_classes)) or not all(len(group) for group in groups):
+        raise ValueError(f"groups must split the classes 0 to {(data.n_classes or 1) - 1} of {data.name} into non-empty "
+                         f"groups, each class in exactly one; got {[list(group) for group in groups]}")
+    relabel = torch.empty(data.n_classes, dtype=torch.long)
+    for index, group in enumerate(groups):
+        relabel[list(group)] = index
+    return data.replace(name=f"{data.name}, {len(groups)} groups of classes", n_classes=len(groups),
+                        **{key: TensorData(split.x, relabel.to(split.device)[split.y]) for key, split in data.splits.items()})
 
 
 def _map_inputs(data: DataSet, transform) -> DataSet:

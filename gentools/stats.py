@@ -96,3 +96,15 @@ def granulated_tau(frame, measure: str, target: str, hyperparameters) -> dict[st
         values = [value for value in values if np.isfinite(value)]
         taus[name] = float(np.mean(values)) if values else float("nan")
     return taus
+
+
+def tau_table(frame, measures, target: str, hyperparameters):
+    """Jiang et al.'s table: for each of `measures` (rows), Kendall's tau with `target` over all rows of `frame`
+    ('overall'), its granulated tau for each hyperparameter, and the mean of those over the hyperparameters where it
+    is defined (a measure constant across one has no tau there)."""
+    import pandas as pd
+
+    table = pd.DataFrame({name: {"overall": _scipy.kendalltau(frame[name], frame[target]).statistic,
+                                 **granulated_tau(frame, name, target, hyperparameters)} for name in measures}).T
+    table["mean over the hyperparameters it varies with"] = table[list(hyperparameters)].mean(axis=1)
+    return table

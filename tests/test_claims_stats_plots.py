@@ -2,6 +2,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 import gentools as gt
 from gentools.claims import CheckFailed, ClaimFailed
@@ -124,6 +125,17 @@ def test_granulated_tau_separates_what_tracks_one_hyperparameter_from_what_track
     assert gt.stats.granulated_tau(grid, "target", "target", ["a", "b", "c"]) == pytest.approx({"a": 1, "b": 1, "c": 1})
     one = gt.stats.granulated_tau(grid[(grid.b == 0) & (grid.c == 0)], "measure", "target", ["a"])
     assert one["a"] == pytest.approx(1.0)
+
+
+def test_tau_table_rows_are_the_overall_and_granulated_taus():
+    grid = pd.DataFrame([dict(a=a, b=b) for a in range(3) for b in range(2)])
+    grid["target"] = grid.a + 0.1 * grid.b
+    grid["measure"], grid["noise"] = grid.a - 3 * grid.b, [0.3, 0.1, 0.9, 0.2, 0.5, 0.4]
+    table = gt.stats.tau_table(grid, ["measure", "noise"], "target", ["a", "b"])
+    assert list(table.index) == ["measure", "noise"]
+    assert table.loc["noise", "overall"] == pytest.approx(scipy.stats.kendalltau(grid.noise, grid.target).statistic)
+    assert table.loc["measure", ["a", "b"]].tolist() == pytest.approx([1.0, -1.0])
+    assert table.loc["measure", "mean over the hyperparameters it varies with"] == pytest.approx(0.0)
 
 
 def test_table_heatmap_writes_every_finite_value_and_leaves_nan_blank():

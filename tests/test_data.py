@@ -44,6 +44,49 @@ def test_mnist1d_regenerates_a_corrupt_cache_file(tmp_path, monkeypatch):
     assert torch.equal(first.train.x, again.train.x)
 
 
+def test_mnist1d_settings_at_their_defaults_give_the_reference_draw(tmp_path, monkeypatch):
+    """A zero shift reproduces the distribution: the defaults passed explicitly are the plain draw, and the
+    shifted path itself (the package's per-example transform, standardised by the reference draw) gives the
+    package's make_dataset output when no setting differs."""
+    import mnist1d.data
+
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
+    plain = gt.data.load("mnist1d", n_train=150, n_test=50, seed=3)
+    explicit = gt.data.load("mnist1d", n_train=150, n_test=50, seed=3, **gt.data.mnist1d_defaults())
+    assert torch.equal(plain.train.x, explicit.train.x) and explicit.name == "mnist1d"
+    through_shift = gt.data._generate_mnist1d(200, 3, False, {"shear_scale": 0.75})
+    args = mnist1d.data.get_dataset_args()
+    args.num_samples, args.train_split, args.seed = 200, 1.0, 3
+    package = mnist1d.data.make_dataset(args)
+    np.testing.assert_allclose(through_shift["x"].numpy(), package["x"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(through_shift["y"].numpy(), package["y"])
+
+
+def test_mnist1d_known_shifts_move_the_statistics_they_should(tmp_path, monkeypatch):
+    """More i.i.d. noise roughens the signals; a wider amplitude range spreads the examples' scales; less padding
+    widens the digits (fewer sign changes of the centred signal and a smoother signal); the labels and their order stay the same."""
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
+    size = dict(n_train=500, n_test=0, seed=4)
+    base = gt.data.load("mnist1d", **size).train
+    noisy = gt.data.load("mnist1d", iid_noise_scale=0.3, **size).train
+    scaled = gt.data.load("mnist1d", scale_coeff=1.6, **size).train
+    wide = gt.data.load("mnist1d", padding=(0, 60), **size).train
+    roughness = lambda x: x.diff(dim=1).pow(2).mean().item()  # noqa: E731
+    crossings = lambda x: ((x - x.mean(1, keepdim=True)).sign().diff(dim=1) != 0).float().sum(1).mean().item()  # noqa: E731
+    assert roughness(noisy.x) > 3 * roughness(base.x)
+    spread = lambda x: (x.abs().amax(1).std() / x.abs().amax(1).mean()).item()  # noqa: E731  (peaks' relative spread)
+    assert spread(scaled.x) > 1.4 * spread(base.x)
+    assert crossings(wide.x) < crossings(base.x) and roughness(wide.x) < roughness(base.x)
+    assert all(torch.equal(shifted.y, base.y) for shifted in (noisy, scaled, wide))
+    assert abs(base.x.mean().item()) < 0.1 and abs(base.x.std().item() - 1) < 0.1  # standardised as the package does
+    with pytest.raises(ValueError, match="Unknown MNIST-1D settings"):
+        gt.data.load("mnist1d", noise=0.1)
+    with pytest.raises(ValueError, match="upper end"):
+        gt.data.load("mnist1d", padding=(6, 12))
+    with pytest.raises(ValueError, match="shuffle_seq"):
+        gt.data.load("mnist1d", shuffle_seq=True, shear_scale=2.0)
+
+
 def test_digits_and_regression_shapes():
     digits = gt.data.load("digits")
     assert digits.input_shape == (1, 8, 8) and digits.n_classes == 10
@@ -124,6 +167,19 @@ def test_select_classes_relabels_and_draws_per_class(small_mnist1d):
             gt.data.select_classes(small_mnist1d, bad)
     with pytest.raises(ValueError, match="per_class"):
         gt.data.select_classes(small_mnist1d, per_class=0)
+
+
+def test_group_classes_merges_labels_and_keeps_inputs(small_mnist1d):
+    """Digits 0-4 against 5-9, as Dziugaite & Roy's binary MNIST: inputs untouched, labels compared with y >= 5."""
+    binary = gt.data.group_classes(small_mnist1d, [range(5), range(5, 10)])
+    assert binary.n_classes == 2
+    for key, split in small_mnist1d.splits.items():
+        assert torch.equal(binary.splits[key].x, split.x) and torch.equal(binary.splits[key].y, (split.y >= 5).long())
+    odd_even = gt.data.group_classes(small_mnist1d, [[1, 3, 5, 7, 9], [0, 2, 4, 6, 8]])
+    assert torch.equal(odd_even.test.y, 1 - small_mnist1d.test.y % 2)
+    for bad in ([range(5), range(4, 10)], [range(5)], [[], range(10)]):
+        with pytest.raises(ValueError, match="exactly one"):
+            gt.data.group_classes(small_mnist1d, bad)
 
 
 def test_shuffle_pixels_uses_one_permutation_everywhere(small_mnist1d):

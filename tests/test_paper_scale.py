@@ -92,3 +92,17 @@ def test_chapter9_transfer_on_cifar10(fake_cifar10, tmp_path, way):
     assert 0 <= history.final["test_acc"] <= 1 and len(few.train) == 20
     with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
         gt.transfer.pretrained("torchvision-resnet18", tmp_path / "absent.pth", seed=0)
+
+
+def test_chapter10_pac_bayes_on_binary_mnist(fake_mnist):
+    """The parts of chapter 10's pac_bayes_run at the paper scale: Dziugaite & Roy's binary MNIST (0-4 against 5-9)
+    from the data folder, an MLP 784-600-2 trained by SGD, its posterior optimised a few steps, and the bound."""
+    binary = gt.data.group_classes(gt.data.load("mnist"), [range(5), range(5, 10)])
+    assert binary.n_classes == 2 and set(binary.train.y.tolist()) == {0, 1}
+    net, initial = gt.models.MLP(784, [600], 2), gt.models.MLP(784, [600], 2)
+    initial.load_state_dict(net.state_dict())
+    history = gt.fit(net, binary, epochs=1, optimizer="sgd", lr=0.01, momentum=0.9, seed=0, measure_every=None)
+    posterior = gt.measures.fit_posterior(net, initial, binary.train.x, binary.train.y, steps=2, batch_size=20, seed=0)
+    bound = posterior.bound(binary.train.x, binary.train.y, samples=3, seed=0)
+    assert 0 <= 1 - history.final["test_acc"] <= 1 and bound["kl"] > 0
+    assert bound["train_error_estimate"] <= bound["train_error_bound"] <= bound["bound"] <= 1
