@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .data import DataSet
 from .device import seed_everything
 from .models import MLP
 from .settings import Settings
+from .shift import resample
 from .train import Callback, EarlyStopping, evaluate, fit
 
 
@@ -62,14 +62,10 @@ def mnist1d_augment(max_shift: int = 4, max_stretch: float = 0.1, noise: float =
     batch's standard deviation. Draws from torch's global generator, which fit() seeds."""
 
     def augment(x: Tensor) -> Tensor:
-        n, length = x.shape[0], x.shape[-1]
+        n = x.shape[0]
         shift = (torch.rand(n, 1, device=x.device) * 2 - 1) * max_shift
         stretch = 1 + (torch.rand(n, 1, device=x.device) * 2 - 1) * max_stretch
-        position = torch.linspace(-1, 1, length, device=x.device)[None]  # grid_sample's coordinates
-        source = (position * stretch - 2 * shift / (length - 1)).to(x.dtype)
-        grid = torch.stack([source, torch.zeros_like(source)], -1)[:, None]  # (N, 1, L, 2)
-        moved = F.grid_sample(x.reshape(n, 1, 1, length), grid, align_corners=True, padding_mode="border")
-        return moved.reshape(x.shape) + noise * x.std() * torch.randn_like(x)
+        return resample(x, stretch, shift) + noise * x.std() * torch.randn_like(x)
 
     return augment
 

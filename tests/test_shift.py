@@ -1,0 +1,73 @@
+"""gt.shift: fresh and shifted test sets, the probit line, resampling, test-time augmentation, shift signals."""
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+import gentools as gt
+
+
+def test_fresh_and_shifted_test_sets(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
+    reference = gt.data.load("mnist1d", n_train=200, n_test=0, seed=1).train
+    fresh = gt.shift.mnist1d_test_set(200, seed=2)
+    assert fresh.x.shape == (200, 40) and not torch.equal(fresh.x, reference.x)
+    assert torch.equal(gt.shift.mnist1d_test_set(200, seed=1).x, reference.x)
+    noisy = gt.shift.mnist1d_test_set(200, seed=1, iid_noise_scale=0.5)
+    assert torch.equal(noisy.y, reference.y) and not torch.equal(noisy.x, reference.x)
+
+
+def test_probit_and_the_line_fit_against_numpy():
+    assert gt.shift.probit(0.5) == pytest.approx(0.0) and gt.shift.probit(scipy.stats.norm.cdf(1.3)) == pytest.approx(1.3)
+    assert np.isfinite(gt.shift.probit([0.0, 1.0])).all()
+    rng = np.random.default_rng(0)
+    accuracy = rng.uniform(0.55, 0.95, 12)
+    shifted = scipy.stats.norm.cdf(0.8 * scipy.stats.norm.ppf(accuracy) - 0.3 + rng.normal(0, 0.05, 12))
+    fit = gt.shift.line_fit(accuracy, shifted)
+    slope, intercept = np.polyfit(scipy.stats.norm.ppf(accuracy), scipy.stats.norm.ppf(shifted), 1)
+    assert (fit.slope, fit.intercept) == pytest.approx((slope, intercept))
+    assert 0.9 < fit.r < 1 and fit.predict(0.5) == pytest.approx(scipy.stats.norm.cdf(intercept))
+    exact = gt.shift.line_fit(accuracy, scipy.stats.norm.cdf(2 * scipy.stats.norm.ppf(accuracy) + 0.1))
+    assert (exact.slope, exact.intercept, exact.r) == pytest.approx((2.0, 0.1, 1.0))
+
+
+def test_resample_moves_and_rescales_time():
+    x = torch.randn(3, 40)
+    assert torch.allclose(gt.shift.resample(x), x, atol=1e-5)
+    moved = gt.shift.resample(x, offset=2.0)
+    assert torch.allclose(moved[:, 2:], x[:, :-2], atol=1e-5) and torch.allclose(moved[:, :2], x[:, :1].expand(3, 2))
+    ramp = torch.linspace(-1, 1, 41).repeat(2, 1)  # a linear signal is interpolated exactly
+    assert torch.allclose(gt.shift.resample(ramp, compress=0.5), ramp * 0.5, atol=1e-5)
+    assert torch.allclose(gt.shift.resample(ramp, compress=torch.tensor([[0.5], [0.25]])),
+                          ramp * torch.tensor([[0.5], [0.25]]), atol=1e-5)
+
+
+def test_test_time_augmentation_and_confidence():
+    net = gt.models.MLP(40, [16], 10).train()
+    x = torch.randn(30, 40)
+    with torch.no_grad():
+        plain = net.eval()(x).softmax(1)
+    net.train()
+    identity = lambda batch: batch  # noqa: E731
+    assert torch.allclose(gt.shift.tta_probabilities(net, x, [identity]), plain)
+    views = [identity, lambda batch: torch.roll(batch, 1, 1)]
+    with torch.no_grad():
+        by_hand = (plain + net.eval()(torch.roll(x, 1, 1)).softmax(1)) / 2
+    net.train()
+    assert torch.allclose(gt.shift.tta_probabilities(net, x, views), by_hand) and net.training
+    assert gt.shift.confidence(net, x) == pytest.approx(plain.max(1).values.mean().item())
+    with pytest.raises(ValueError, match="at least one"):
+        gt.shift.tta_probabilities(net, x, [])
+
+
+def test_ks_shift_test_finds_a_moved_feature_and_not_a_fresh_draw():
+    gen = torch.Generator().manual_seed(0)
+    reference, same = torch.randn(500, 8, generator=gen), torch.randn(500, 8, generator=gen)
+    moved = same.clone()
+    moved[:, 3] += 0.5  # one feature moved by half a standard deviation
+    assert gt.shift.ks_shift_test(reference, same) > 0.05
+    assert gt.shift.ks_shift_test(reference, moved) < 1e-4
+    p_each = [scipy.stats.ks_2samp(reference[:, j].numpy(), moved[:, j].numpy()).pvalue for j in range(8)]
+    assert gt.shift.ks_shift_test(reference, moved) == pytest.approx(min(1.0, 8 * min(p_each)))
+    with pytest.raises(ValueError, match="features"):
+        gt.shift.ks_shift_test(reference, moved[:, :4])
