@@ -488,3 +488,43 @@ def speed_tau(tau: float, grid) -> None:
     _require(abs(float(tau) - reference) < 1e-6,
              "rank the networks that reached the stopping loss by their epochs and by their gap (training accuracy "
              "minus test accuracy), and compare the two rankings with Kendall's tau (scipy.stats.kendalltau)")
+
+
+# --- chapter 11 ----------------------------------------------------------------------------------------------
+
+@_exercise
+def line_fit(fn: Callable[[np.ndarray, np.ndarray], tuple[float, float]]) -> None:
+    """fn(accuracy, shifted_accuracy) -> (slope, intercept) of Miller et al.'s line, checked on zoos of made-up
+    accuracies against gt.shift.line_fit."""
+    from .shift import line_fit as reference
+
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        accuracy = rng.uniform(0.3, 0.97, 15)
+        shifted = np.clip(accuracy - rng.uniform(0.05, 0.4) * accuracy ** 2 + rng.normal(0, 0.02, 15), 0.05, 0.95)
+        answer = _call(fn, accuracy.copy(), shifted.copy())
+        _require(isinstance(answer, tuple) and len(answer) == 2 and all(np.ndim(value) == 0 for value in answer),
+                 "return a pair of numbers: (slope, intercept)")
+        expected = reference(accuracy, shifted)
+        _require(np.allclose([float(answer[0]), float(answer[1])], [expected.slope, expected.intercept], rtol=1e-4, atol=1e-6),
+                 "fit the line to the probit of both accuracies (scipy.stats.norm.ppf), by least squares with the "
+                 "shifted accuracy as the response: shifted = slope * accuracy + intercept on that scale")
+
+
+@_exercise
+def tta(probabilities: torch.Tensor, views, model: nn.Module, x: torch.Tensor) -> None:
+    """Test-time augmentation by hand: the model's class probabilities averaged over the student's `views` of x
+    (at least two, the input itself among them or not), recomputed here by gt.shift.tta_probabilities."""
+    from .shift import tta_probabilities
+
+    _require(isinstance(views, (list, tuple)) and len(views) >= 2 and all(callable(view) for view in views),
+             "views is a list of at least two functions of a batch of signals (one may be lambda x: x)")
+    _require(isinstance(probabilities, torch.Tensor) and probabilities.shape == (len(x), 10),
+             f"probabilities holds one row of 10 class probabilities for each of the {len(x)} signals")
+    expected = tta_probabilities(model, x, views).cpu()
+    answer = probabilities.detach().float().cpu()
+    _require(torch.allclose(answer.sum(1), torch.ones(len(x)), atol=1e-4),
+             "each row must be probabilities that sum to 1: apply softmax to each view's outputs before averaging")
+    _require(torch.allclose(answer, expected, atol=1e-5),
+             "average the softmax probabilities over the views, each view applied to the whole batch, with the model "
+             "in evaluation mode (model.eval(), under torch.no_grad())")

@@ -174,3 +174,46 @@ def decomposition_curves(table, x: str, ax=None, xlabel: str | None = None, titl
     ax.set(xlabel=xlabel or x, ylabel="mean squared error", title=title)
     ax.legend(fontsize=8)
     return ax
+
+
+def probit_lines(table, x: str, ys: Sequence[str], ax=None, labels: Sequence[str] | None = None, title: str | None = None):
+    """Miller et al.'s figure: each row of `table` (a model) a point per column of `ys` (its accuracy under a shift)
+    against column `x` (its accuracy in distribution), both on the probit scale with accuracies on the ticks, each
+    shift's fitted line (gt.shift.line_fit), and the diagonal of no change."""
+    from .shift import line_fit, probit
+
+    ax = _axes(ax)
+    grid = np.linspace(*probit([0.15, 0.98]), 50)
+    for y, label in zip(ys, labels or ys):
+        points = ax.scatter(probit(table[x]), probit(table[y]), s=14, label=label)
+        fit = line_fit(table[x], table[y])
+        ax.plot(grid, fit.slope * grid + fit.intercept, lw=1, color=points.get_facecolor()[0])
+    ax.plot(grid, grid, "k:", lw=1, label="no change")
+    ticks = np.array([0.2, 0.4, 0.6, 0.8, 0.9, 0.95])
+    ax.set(xticks=probit(ticks), xticklabels=ticks, yticks=probit(ticks), yticklabels=ticks,
+           xlabel="accuracy in distribution (probit scale)", ylabel="accuracy under the shift (probit scale)")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def signals(named: dict, index: int = 0, reference: str | None = None, columns: int = 4, title: str | None = None):
+    """Example `index` of each split in `named` ({name: TensorData} of 1-D signals), one panel a split, with the
+    `reference` split's example drawn in grey behind each: the same example under several changes of its data."""
+    shown = [name for name in named if name != reference]
+    rows = -(-len(shown) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.8 * columns, 2.6 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax, name in zip(axes.flat, shown):
+        if reference is not None:
+            ax.plot(named[reference].x[index].cpu(), color="0.65", label=reference)
+        ax.plot(named[name].x[index].cpu(), label=name)
+        ax.set_title(f"{name} (class {int(named[name].y[index])})", fontsize=9)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
+    axes[0, 0].legend(fontsize=7)
+    fig.supxlabel("position")
+    fig.supylabel("signal")
+    if title:
+        fig.suptitle(title)
+    return fig

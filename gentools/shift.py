@@ -3,7 +3,7 @@ probit-scaled line on which Miller et al. (2021) found shifted accuracy to lie, 
 signals that a test set has moved (the model's confidence and a two-sample test on the inputs)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,13 +13,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import data as gdata
+from .device import run_seed
 
 
 def mnist1d_test_set(n: int = 1000, seed: int = 1, **settings) -> gdata.TensorData:
     """`n` MNIST-1D signals drawn with `seed` from the generator, its settings changed by `settings`
     (`gt.data.MNIST1D_SETTINGS`; none: a fresh test set from the same process, as Recht et al. (2019) built theirs),
-    standardised as the reference distribution is. On gentools' device."""
-    return gdata.load("mnist1d", n_train=n, n_test=0, seed=seed, **settings).train
+    standardised as the reference distribution is. On gentools' device. Like every seed a chapter uses, `seed` is
+    shifted by GENTOOLS_SEED (gt.device.run_seed), so that a redraw of the chapter draws new test sets."""
+    return gdata.load("mnist1d", n_train=n, n_test=0, seed=run_seed(seed), **settings).train
+
+
+def mnist1d_mixture(n: int, seed: int, parts: Sequence[Mapping]) -> gdata.TensorData:
+    """MNIST-1D signals, ``n // len(parts)`` drawn under each of `parts` (generator settings, `{}` the defaults),
+    each share with a seed of its own: a training set whose diversity is chosen at a fixed size."""
+    shares = [mnist1d_test_set(n // len(parts), seed=seed * 1000 + i, **settings) for i, settings in enumerate(parts)]
+    return gdata.TensorData(torch.cat([share.x for share in shares]), torch.cat([share.y for share in shares]))
 
 
 def probit(accuracy) -> np.ndarray:
@@ -78,14 +87,44 @@ def tta_probabilities(model: nn.Module, x: Tensor, views: Sequence[Callable[[Ten
 @torch.no_grad()
 def confidence(model: nn.Module, x: Tensor) -> float:
     """The mean over `x` of the model's largest class probability, in evaluation mode: what a model "believes"
-    its accuracy to be, and a shift detector when it falls (Hendrycks & Gimpel 2017)."""
+    its accuracy to be. Low confidence flags single inputs unlike the training data (Hendrycks & Gimpel 2017); its
+    mean over a test set is a candidate signal of a shift."""
     return tta_probabilities(model, x, [lambda batch: batch]).amax(1).mean().item()
 
 
+def report(model: nn.Module, test_sets: Mapping[str, gdata.TensorData],
+           views: Sequence[Callable[[Tensor], Tensor]] | None = None) -> dict[str, float]:
+    """Accuracy and confidence (the mean largest class probability) on each of `test_sets`, as '<name> acc' and
+    '<name> confidence': one model against many test distributions, with test-time augmentation over `views` if
+    given."""
+    scores = {}
+    for name, split in test_sets.items():
+        probabilities = tta_probabilities(model, split.x, views or [lambda batch: batch])
+        scores[f"{name} acc"] = (probabilities.argmax(1) == split.y).float().mean().item()
+        scores[f"{name} confidence"] = probabilities.amax(1).mean().item()
+    return scores
+
+
+class FromScikit(nn.Module):
+    """A fitted scikit-learn classifier (k nearest neighbours, say) as a module whose outputs are the logarithms
+    of its class probabilities, so that it joins a zoo of networks in `report` and `tta_probabilities`."""
+
+    def __init__(self, estimator, n_classes: int):
+        super().__init__()
+        self.estimator, self.n_classes = estimator, n_classes
+
+    def forward(self, x: Tensor) -> Tensor:
+        known = self.estimator.predict_proba(x.detach().cpu().flatten(1).numpy())
+        probabilities = np.zeros((len(x), self.n_classes))
+        probabilities[:, self.estimator.classes_] = known
+        return torch.as_tensor(probabilities, dtype=torch.float32, device=x.device).clamp_min(1e-12).log()
+
+
 def ks_shift_test(reference: Tensor, sample: Tensor) -> float:
-    """The p-value that `sample` comes from the distribution of `reference`, by a two-sample Kolmogorov-Smirnov
-    test on each feature and a Bonferroni correction over the features (Rabanser et al. 2019): small when any
-    feature's distribution has moved."""
+    """A p-value for the hypothesis that `reference` and `sample` come from one distribution: a two-sample
+    Kolmogorov-Smirnov test on each feature, the smallest p-value times the number of features (Bonferroni), as in
+    Rabanser et al. (2019). Small when some feature's marginal distribution has moved; blind to changes that leave
+    every marginal as it was."""
     a, b = (np.asarray(t.detach().cpu().flatten(1)) for t in (reference, sample))
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"the samples have {a.shape[1]} and {b.shape[1]} features")

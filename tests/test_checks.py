@@ -363,3 +363,37 @@ def test_speed_tau_check():
             scipy.stats.pearsonr(reached.epochs, reached.gap).statistic,
             scipy.stats.kendalltau(grid.epochs.fillna(300), grid.gap).statistic,
             scipy.stats.kendalltau(reached.epochs, reached.test_acc).statistic)
+
+
+def _line_by_hand(accuracy, shifted, probit=True):
+    """Miller et al.'s line written out with numpy (a reference apart from gt.shift.line_fit)."""
+    scale = scipy.stats.norm.ppf if probit else (lambda values: values)
+    slope, intercept = np.polyfit(scale(accuracy), scale(shifted), 1)
+    return float(slope), float(intercept)
+
+
+def test_line_fit_check():
+    gt.checks.line_fit(_line_by_hand)
+    rejects(gt.checks.line_fit, stub, lambda a, s: _line_by_hand(a, s, probit=False),   # on the raw accuracies
+            lambda a, s: _line_by_hand(s, a),                                                # the axes swapped
+            lambda a, s: _line_by_hand(a, s)[0], lambda a, s: (1.0, 0.0))
+
+
+def test_tta_check():
+    torch.manual_seed(0)
+    net = gt.models.CNN1d().train()
+    x = torch.randn(50, 40)
+    views = [lambda batch: batch, lambda batch: torch.roll(batch, 1, 1)]
+
+    def by_hand(model, views, mode="eval", average="probabilities"):
+        model.train(mode == "train")
+        with torch.no_grad():
+            outputs = torch.stack([model(view(x)) for view in views])
+        return outputs.softmax(2).mean(0) if average == "probabilities" else outputs.mean(0).softmax(1)
+
+    gt.checks.tta(by_hand(net, views), views, net, x)
+    rejects(lambda answer: gt.checks.tta(answer, views, net, x), stub, torch.zeros(50, 10),
+            by_hand(net, views, average="logits"),              # the logits averaged, then the softmax
+            by_hand(net, views[:1]),                            # one view only
+            by_hand(net, views).argmax(1))                      # labels, not probabilities
+    rejects(lambda answer: gt.checks.tta(by_hand(net, views[:1]), answer, net, x), [views[0]], views[0])

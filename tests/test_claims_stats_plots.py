@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+import torch
 
 import gentools as gt
 from gentools.claims import CheckFailed, ClaimFailed
@@ -144,3 +145,19 @@ def test_table_heatmap_writes_every_finite_value_and_leaves_nan_blank():
     assert sorted(text.get_text() for text in ax.texts) == ["-1.00", "0.25", "0.50"]
     assert [tick.get_text() for tick in ax.get_yticklabels()] == ["x", "y"] and ax.get_title() == "t"
     plt.close(ax.figure)
+
+
+def test_probit_lines_and_signals_draw_what_they_are_given():
+    table = pd.DataFrame({"id": [0.3, 0.5, 0.7, 0.9], "a": [0.25, 0.4, 0.55, 0.7], "b": [0.2, 0.22, 0.25, 0.3]})
+    ax = gt.plots.probit_lines(table, "id", ["a", "b"], labels=["shift a", "shift b"], title="t")
+    assert len(ax.collections) == 2 and len(ax.lines) == 3 and ax.get_title() == "t"   # two fits and the diagonal
+    fit = gt.shift.line_fit(table.id, table.a)
+    xs, ys = ax.lines[0].get_data()
+    assert np.allclose(ys, fit.slope * xs + fit.intercept)
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["shift a", "shift b", "no change"]
+    plt.close(ax.figure)
+    split = lambda scale: gt.data.TensorData(scale * torch.arange(10.0).repeat(3, 1), torch.tensor([1, 2, 3]))  # noqa: E731
+    fig = gt.plots.signals({"plain": split(1), "x2": split(2), "x3": split(3)}, index=1, reference="plain", columns=4)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == ["x2 (class 2)", "x3 (class 2)"] and len(shown[0].lines) == 2
+    plt.close(fig)

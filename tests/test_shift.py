@@ -17,6 +17,15 @@ def test_fresh_and_shifted_test_sets(tmp_path, monkeypatch):
     assert torch.equal(noisy.y, reference.y) and not torch.equal(noisy.x, reference.x)
 
 
+def test_a_mixture_draws_equal_shares_under_each_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
+    mixture = gt.shift.mnist1d_mixture(300, seed=2, parts=[{}, dict(iid_noise_scale=0.5)])
+    assert mixture.x.shape == (300, 40)
+    plain, noisy = gt.shift.mnist1d_test_set(150, seed=2000), gt.shift.mnist1d_test_set(150, seed=2001, iid_noise_scale=0.5)
+    assert torch.equal(mixture.x[:150], plain.x) and torch.equal(mixture.x[150:], noisy.x)
+    assert torch.equal(mixture.y, torch.cat([plain.y, noisy.y]))
+
+
 def test_probit_and_the_line_fit_against_numpy():
     assert gt.shift.probit(0.5) == pytest.approx(0.0) and gt.shift.probit(scipy.stats.norm.cdf(1.3)) == pytest.approx(1.3)
     assert np.isfinite(gt.shift.probit([0.0, 1.0])).all()
@@ -71,3 +80,21 @@ def test_ks_shift_test_finds_a_moved_feature_and_not_a_fresh_draw():
     assert gt.shift.ks_shift_test(reference, moved) == pytest.approx(min(1.0, 8 * min(p_each)))
     with pytest.raises(ValueError, match="features"):
         gt.shift.ks_shift_test(reference, moved[:, :4])
+
+
+def test_report_and_a_scikit_classifier_in_the_zoo():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(60, 5, generator=gen), torch.arange(60) % 3
+    tests = {"a": gt.data.TensorData(x[:30], y[:30]), "b": gt.data.TensorData(x[30:], y[30:])}
+    knn = KNeighborsClassifier(5).fit(x[:30].numpy(), y[:30].numpy())
+    model = gt.shift.FromScikit(knn, n_classes=4)   # a class it never saw gets probability ~0
+    scores = gt.shift.report(model, tests)
+    assert scores["b acc"] == pytest.approx(float((knn.predict(x[30:].numpy()) == y[30:].numpy()).mean()))
+    assert scores["a confidence"] == pytest.approx(knn.predict_proba(x[:30].numpy()).max(1).mean(), rel=1e-5)
+    assert set(scores) == {"a acc", "a confidence", "b acc", "b confidence"}
+    net = gt.models.MLP(5, [8], 3)
+    flipped = gt.shift.report(net, tests, views=[lambda batch: -batch])
+    with torch.no_grad():
+        assert flipped["a acc"] == pytest.approx((net(-x[:30]).argmax(1) == y[:30]).float().mean().item())
