@@ -31,6 +31,41 @@ def mnist1d_mixture(n: int, seed: int, parts: Sequence[Mapping]) -> gdata.Tensor
     return gdata.TensorData(torch.cat([share.x for share in shares]), torch.cat([share.y for share in shares]))
 
 
+CORRUPTIONS = {  # kind: its parameter at severities 1 to 5 (ours, in the manner of Hendrycks & Dietterich 2019)
+    "gaussian noise": (0.04, 0.06, 0.08, 0.09, 0.10),   # the noise's standard deviation, pixels in [0, 1]
+    "gaussian blur": (0.5, 0.75, 1.0, 1.5, 2.0),        # the blur's standard deviation, in pixels
+    "contrast": (0.75, 0.5, 0.4, 0.3, 0.15),            # the share of each pixel's distance from the image mean kept
+    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),            # added to every pixel
+}
+
+
+def corrupt(x: Tensor, kind: str, severity: int, seed: int = 0) -> Tensor:
+    """Images (N, C, H, W) with pixels in [0, 1] corrupted by `kind` (a key of CORRUPTIONS) at `severity` 1 to 5,
+    clipped to [0, 1]: a shifted test set computed in code, as CIFAR-10-C was, with nothing to download."""
+    if kind not in CORRUPTIONS or severity not in range(1, 6):
+        raise ValueError(f"kind must be one of {', '.join(CORRUPTIONS)} and severity 1 to 5, got {kind!r}, {severity!r}")
+    value = CORRUPTIONS[kind][severity - 1]
+    if kind == "gaussian noise":
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(run_seed(seed)))
+        moved = x + value * noise.to(x)
+    elif kind == "gaussian blur":
+        from torchvision.transforms.functional import gaussian_blur
+
+        moved = gaussian_blur(x, kernel_size=2 * int(np.ceil(3 * value)) + 1, sigma=value)
+    elif kind == "contrast":
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        moved = mean + value * (x - mean)
+    else:
+        moved = x + value
+    return moved.clamp(0, 1)
+
+
+def corrupted(split: gdata.TensorData, severities: Sequence[int] = (1, 3, 5), seed: int = 0) -> dict[str, gdata.TensorData]:
+    """The test split under every corruption of CORRUPTIONS at each of `severities`, named '<kind> <severity>'."""
+    return {f"{kind} {severity}": gdata.TensorData(corrupt(split.x, kind, severity, seed), split.y)
+            for kind in CORRUPTIONS for severity in severities}
+
+
 def probit(accuracy) -> np.ndarray:
     """The inverse of the standard normal CDF, the scale on which Miller et al. fit their lines; accuracies of 0 or 1
     are pulled in by 1e-4 so that the result stays finite."""

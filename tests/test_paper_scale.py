@@ -106,3 +106,14 @@ def test_chapter10_pac_bayes_on_binary_mnist(fake_mnist):
     bound = posterior.bound(binary.train.x, binary.train.y, samples=3, seed=0)
     assert 0 <= 1 - history.final["test_acc"] <= 1 and bound["kl"] > 0
     assert bound["train_error_estimate"] <= bound["train_error_bound"] <= bound["bound"] <= 1
+
+
+def test_chapter11_corruptions_on_cifar10(fake_cifar10):
+    """The parts of chapter 11's paper-scale cell: CIFAR-10 from the data folder, a Conv-2 trained on part of it, and
+    its scores on the test set and on every corruption computed in code."""
+    cifar = gt.data.load("cifar10")
+    cifar = cifar.replace(train=cifar.train.subset(slice(0, 30)))
+    net = gt.models.build("conv-2", cifar.input_shape, 10)
+    gt.fit(net, cifar, epochs=1, lr=1e-3, seed=0, measure_every=None)
+    scores = gt.shift.report(net, {"original": cifar.test, **gt.shift.corrupted(cifar.test, severities=(1, 5))})
+    assert len(scores) == 2 * (1 + 2 * len(gt.shift.CORRUPTIONS)) and all(0 <= value <= 1 for value in scores.values())

@@ -98,3 +98,26 @@ def test_report_and_a_scikit_classifier_in_the_zoo():
     flipped = gt.shift.report(net, tests, views=[lambda batch: -batch])
     with torch.no_grad():
         assert flipped["a acc"] == pytest.approx((net(-x[:30]).argmax(1) == y[:30]).float().mean().item())
+
+
+def test_corruptions_grow_with_severity_and_keep_pixels_in_range():
+    gen = torch.Generator().manual_seed(3)
+    x = 0.25 + 0.5 * torch.rand(4, 3, 8, 8, generator=gen)   # away from 0 and 1, so clipping rarely acts
+    for kind in gt.shift.CORRUPTIONS:
+        distances = [(gt.shift.corrupt(x, kind, severity) - x).abs().mean().item() for severity in range(1, 6)]
+        assert all(a < b for a, b in zip(distances, distances[1:])), kind
+        worst = gt.shift.corrupt(x, kind, 5)
+        assert worst.shape == x.shape and worst.min() >= 0 and worst.max() <= 1
+    assert torch.equal(gt.shift.corrupt(x, "gaussian noise", 2, seed=1), gt.shift.corrupt(x, "gaussian noise", 2, seed=1))
+    flat = torch.full((2, 3, 8, 8), 0.4)
+    assert torch.allclose(gt.shift.corrupt(flat, "gaussian blur", 4), flat) and torch.allclose(gt.shift.corrupt(flat, "contrast", 5), flat)
+    low = gt.shift.corrupt(x, "contrast", 5)
+    assert torch.allclose(low.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=1e-6)
+    assert torch.allclose(gt.shift.corrupt(x, "brightness", 1), (x + 0.1).clamp(0, 1))
+    sets = gt.shift.corrupted(gt.data.TensorData(x, torch.arange(4)), severities=(1, 5))
+    assert list(sets) == [f"{kind} {s}" for kind in gt.shift.CORRUPTIONS for s in (1, 5)]
+    assert all(torch.equal(split.y, torch.arange(4)) for split in sets.values())
+    with pytest.raises(ValueError, match="severity"):
+        gt.shift.corrupt(x, "fog", 1)
+    with pytest.raises(ValueError, match="severity"):
+        gt.shift.corrupt(x, "contrast", 6)
