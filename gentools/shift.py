@@ -1,6 +1,7 @@
-"""New data and shifted distributions: MNIST-1D test sets drawn afresh or from changed generator settings, the
-probit-scaled line on which Miller et al. (2021) found shifted accuracy to lie, test-time augmentation, and two
-signals that a test set has moved (the model's confidence and a two-sample test on the inputs)."""
+"""New data and shifted distributions: MNIST-1D test sets drawn afresh or from changed generator settings, image
+corruptions computed in code, the probit-scaled line on which Miller et al. (2021) found shifted accuracy to lie,
+test-time augmentation, and two signals that a test set has moved (the model's confidence and a two-sample test on
+the inputs)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
