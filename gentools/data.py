@@ -133,8 +133,8 @@ def load(name: str, device: torch.device | str | None = None, **options) -> Data
 MNIST1D_SETTINGS = ("padding", "scale_coeff", "max_translation", "corr_noise_scale", "iid_noise_scale", "shear_scale")
 """The MNIST-1D generator's settings that change the distribution but not the signal's length (its defaults:
 `mnist1d_defaults()`): the range of zero padding before the template is stretched to 72 samples (less padding, a
-wider digit; only its lower end may change), the range of random amplitude scaling, the largest circular translation, the correlated and the
-i.i.d. noise, and the shear."""
+wider digit; only its lower end may change), the range of random amplitude scaling, the largest circular
+translation, the correlated and the i.i.d. noise, and the shear."""
 
 
 def mnist1d_defaults() -> dict:
