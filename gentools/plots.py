@@ -2,6 +2,7 @@
 swept parameter with error bars over seeds."""
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import matplotlib as mpl
@@ -193,6 +194,21 @@ def probit_lines(table, x: str, ys: Sequence[str], ax=None, labels: Sequence[str
     ax.set(xticks=probit(ticks), xticklabels=ticks, yticks=probit(ticks), yticklabels=ticks,
            xlabel="accuracy in distribution (probit scale)", ylabel="accuracy under the shift (probit scale)")
     ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def estimates_vs_truth(table, truth: str, estimates: Sequence[str], ax=None, xlabel: str | None = None,
+                       ylabel: str = "estimate", title: str | None = None):
+    """Each row of `table` a point per column of `estimates` against column `truth`, with the line where an
+    estimate equals the truth: how far, and in which direction, each estimate misses."""
+    ax = _axes(ax)
+    for column, marker in zip(estimates, itertools.cycle("oxs^v")):
+        ax.scatter(table[truth], table[column], marker=marker, s=20, label=column)
+    ax.axline((0, 0), slope=1, color="k", ls=":", lw=1, label="equal to the truth")
+    ax.set(xlabel=xlabel or truth, ylabel=ylabel)
+    ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
     return ax

@@ -1,7 +1,7 @@
 """New data and shifted distributions: MNIST-1D test sets drawn afresh or from changed generator settings, image
 corruptions computed in code, the probit-scaled line on which Miller et al. (2021) found shifted accuracy to lie,
-test-time augmentation, and two signals that a test set has moved (the model's confidence and a two-sample test on
-the inputs)."""
+test-time augmentation, and three signals that a test set has moved (the model's confidence, two networks'
+disagreement and a two-sample test on the inputs)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -128,6 +128,18 @@ def confidence(model: nn.Module, x: Tensor) -> float:
     return tta_probabilities(model, x, [lambda batch: batch]).amax(1).mean().item()
 
 
+@torch.no_grad()
+def disagreement(models: Sequence[nn.Module], x: Tensor) -> float:
+    """The fraction of the inputs `x` on which two of `models` predict different classes, averaged over every pair,
+    in evaluation mode. It needs no labels: for networks that differ only in their run of SGD it is close to their
+    test error in distribution (Jiang et al. 2022), which makes it a candidate estimate of the error on new data."""
+    if len(models) < 2:
+        raise ValueError(f"disagreement compares models in pairs; got {len(models)} model(s)")
+    predictions = [tta_probabilities(model, x, [lambda batch: batch]).argmax(1) for model in models]
+    pairs = [(a != b).float().mean().item() for i, a in enumerate(predictions) for b in predictions[i + 1:]]
+    return sum(pairs) / len(pairs)
+
+
 def report(model: nn.Module, test_sets: Mapping[str, gdata.TensorData],
            views: Sequence[Callable[[Tensor], Tensor]] | None = None) -> dict[str, float]:
     """Accuracy and confidence (the mean largest class probability) on each of `test_sets`, as '<name> acc' and
@@ -139,6 +151,16 @@ def report(model: nn.Module, test_sets: Mapping[str, gdata.TensorData],
         scores[f"{name} acc"] = (probabilities.argmax(1) == split.y).float().mean().item()
         scores[f"{name} confidence"] = probabilities.amax(1).mean().item()
     return scores
+
+
+def disagreement_report(models: Sequence[nn.Module], test_sets: Mapping[str, gdata.TensorData]) -> list[dict]:
+    """One row a test set: the models' mean error, their disagreement (`disagreement`) and their mean confidence,
+    the labelled truth beside two estimates of it that need no labels."""
+    scores = [report(model, test_sets) for model in models]
+    return [{"test set": name, "error": 1 - float(np.mean([score[f"{name} acc"] for score in scores])),
+             "disagreement": disagreement(models, split.x),
+             "confidence": float(np.mean([score[f"{name} confidence"] for score in scores]))}
+            for name, split in test_sets.items()]
 
 
 class FromScikit(nn.Module):

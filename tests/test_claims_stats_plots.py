@@ -147,6 +147,16 @@ def test_table_heatmap_writes_every_finite_value_and_leaves_nan_blank():
     plt.close(ax.figure)
 
 
+def test_estimates_vs_truth_draws_each_estimate_and_the_diagonal():
+    table = pd.DataFrame({"error": [0.1, 0.3], "disagreement": [0.12, 0.25], "1 - confidence": [0.05, 0.06]})
+    ax = gt.plots.estimates_vs_truth(table, "error", ["disagreement", "1 - confidence"], title="t")
+    assert [collection.get_offsets().tolist() for collection in ax.collections] == [[[0.1, 0.12], [0.3, 0.25]],
+                                                                                  [[0.1, 0.05], [0.3, 0.06]]]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["disagreement", "1 - confidence", "equal to the truth"]
+    assert ax.get_xlabel() == "error" and ax.get_title() == "t"
+    plt.close(ax.figure)
+
+
 def test_probit_lines_and_signals_draw_what_they_are_given():
     table = pd.DataFrame({"id": [0.3, 0.5, 0.7, 0.9], "a": [0.25, 0.4, 0.55, 0.7], "b": [0.2, 0.22, 0.25, 0.3]})
     ax = gt.plots.probit_lines(table, "id", ["a", "b"], labels=["shift a", "shift b"], title="t")

@@ -69,6 +69,41 @@ def test_test_time_augmentation_and_confidence():
         gt.shift.tta_probabilities(net, x, [])
 
 
+class _Rule(torch.nn.Module):
+    """Class 1 where the first input is above `cut`, else class 0: predictions known by hand."""
+
+    def __init__(self, cut: float):
+        super().__init__()
+        self.cut = cut
+
+    def forward(self, x):
+        return torch.stack([torch.zeros(len(x)), (x[:, 0] > self.cut).float()], 1)
+
+
+def test_disagreement_averages_the_pairs_and_evaluates_in_evaluation_mode():
+    x = ((torch.arange(100) + 0.5) / 100)[:, None].repeat(1, 3)    # first input: 0.005 to 0.995, none at a cut
+    above_half, above_three_quarters, never = _Rule(0.5), _Rule(0.75), _Rule(2.0)
+    assert gt.shift.disagreement([above_half, above_half], x) == 0
+    assert gt.shift.disagreement([above_half, never], x) == pytest.approx(0.5)
+    # the pairs differ on (0.5, 0.75), on (0.5, 1) and on (0.75, 1): 25, 50 and 25 of the 100 inputs
+    assert gt.shift.disagreement([above_half, above_three_quarters, never], x) == pytest.approx(100 / 3 / 100)
+    noisy = torch.nn.Sequential(torch.nn.Dropout(0.9), gt.models.MLP(3, [8], 4)).train()
+    assert gt.shift.disagreement([noisy, noisy], torch.randn(200, 3)) == 0 and noisy.training
+    with pytest.raises(ValueError, match="in pairs"):
+        gt.shift.disagreement([never], x)
+
+
+def test_disagreement_report_sets_the_truth_beside_the_estimates():
+    x = ((torch.arange(100) + 0.5) / 100)[:, None]
+    split = gt.data.TensorData(x, (x[:, 0] > 0.6).long())                      # the truth: class 1 above 0.6
+    rows = gt.shift.disagreement_report([_Rule(0.5), _Rule(0.75)], {"a": split, "b": split})
+    assert [row["test set"] for row in rows] == ["a", "b"]
+    # _Rule(0.5) errs on (0.5, 0.6), _Rule(0.75) on (0.6, 0.75): 10 and 15 of 100; they differ on (0.5, 0.75)
+    assert rows[0]["error"] == pytest.approx(0.125) and rows[0]["disagreement"] == pytest.approx(0.25)
+    by_hand = np.mean([torch.stack([torch.zeros(100), (x[:, 0] > cut).float()], 1).softmax(1).amax(1).mean() for cut in (0.5, 0.75)])
+    assert rows[0]["confidence"] == pytest.approx(by_hand)
+
+
 def test_ks_shift_test_finds_a_moved_feature_and_not_a_fresh_draw():
     gen = torch.Generator().manual_seed(0)
     reference, same = torch.randn(500, 8, generator=gen), torch.randn(500, 8, generator=gen)
