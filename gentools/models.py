@@ -81,10 +81,11 @@ class CNN1d(nn.Module):
     which reaches about 94% test accuracy on the reference data set. With `antialias`, each strided convolution
     becomes a convolution, its ReLU, and a BlurPool1d (Zhang 2019); the shapes stay the same. The read-out is
     `head="flatten"` (a weight per position: the reference, which breaks shift invariance by design) or `head="pool"`
-    (global average pooling over positions, then a linear layer: a read-out that treats every position alike)."""
+    (global average pooling over positions, then a linear layer: a read-out that treats every position alike).
+    `dropout` > 0 drops the read-out's input features with that probability in training."""
 
     def __init__(self, length: int = 40, out_features: int = 10, channels: int = 25, antialias: bool = False,
-                 head: str = "flatten"):
+                 head: str = "flatten", dropout: float = 0.0):
         super().__init__()
         if head not in ("flatten", "pool"):
             raise ValueError(f"head must be 'flatten' or 'pool', got {head!r}")
@@ -95,6 +96,7 @@ class CNN1d(nn.Module):
             return [nn.Conv1d(fan_in, channels, kernel, stride=2, padding=1), nn.ReLU()]
 
         read_out = [nn.Flatten()] if head == "flatten" else [nn.AdaptiveAvgPool1d(1), nn.Flatten()]
+        read_out += [nn.Dropout(dropout)] if dropout else []
         self.features = nn.Sequential(*block(1, 5), *block(channels, 3), *block(channels, 3), *read_out)
         with torch.no_grad():
             n_features = self.features(torch.zeros(1, 1, length)).shape[1]

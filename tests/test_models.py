@@ -26,6 +26,20 @@ def test_cnn1d_reference_shape():
     assert model.head.in_features == 125  # 25 channels x 5 positions, as in the MNIST-1D reference
 
 
+def test_cnn1d_dropout_acts_on_the_read_out_in_training_only():
+    torch.manual_seed(0)
+    plain = gt.models.CNN1d()
+    dropped = gt.models.CNN1d(dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())                        # the same weights: dropout adds none
+    x = torch.randn(4, 40)
+    assert torch.allclose(dropped.eval()(x), plain.eval()(x))
+    kept, dropped_features = plain.features(x[:, None]), dropped.features.train()(x[:, None])
+    survivors = dropped_features != 0                                 # inverted dropout: the rest doubled
+    assert torch.allclose(dropped_features[survivors], 2 * kept[survivors])
+    assert (kept != 0).sum() * 0.3 < (kept[~survivors] != 0).sum() < (kept != 0).sum() * 0.7
+    assert not any(isinstance(module, torch.nn.Dropout) for module in plain.modules())
+
+
 @pytest.mark.parametrize("channels, size", [(1, 8), (1, 28), (3, 32)])
 def test_cnn2d_fits_digits_mnist_and_cifar(channels, size):
     model = gt.models.CNN2d(in_channels=channels, image_size=size)
