@@ -1,6 +1,6 @@
 """Explicit regularizers that plug into gt.fit: weight penalties (fit's `penalty=`), the max-norm
-constraint (a callback), and data augmentation for MNIST-1D signals (fit's `augment=`); and METHODS, a registry
-of every regularizer the course compares, by name, with run() to train an MLP with one.
+constraint (a callback), and data augmentation for MNIST-1D signals and for images (fit's `augment=`); and METHODS,
+a registry of every regularizer the course compares, by name, with run() to train an MLP with one.
 
 Weight decay is the optimiser's own `weight_decay=`; dropout, DropConnect and batch normalisation are
 options of gt.models.MLP; early stopping is gt.EarlyStopping; label smoothing is fit's `label_smoothing=`.
@@ -18,7 +18,7 @@ from .data import DataSet
 from .device import seed_everything
 from .models import MLP
 from .settings import Settings
-from .shift import resample
+from .shift import resample, zoom
 from .train import Callback, EarlyStopping, evaluate, fit
 
 
@@ -66,6 +66,18 @@ def mnist1d_augment(max_shift: int = 4, max_stretch: float = 0.1, noise: float =
         shift = (torch.rand(n, 1, device=x.device) * 2 - 1) * max_shift
         stretch = 1 + (torch.rand(n, 1, device=x.device) * 2 - 1) * max_stretch
         return resample(x, stretch, shift) + noise * x.std() * torch.randn_like(x)
+
+    return augment
+
+
+def random_zoom(max_change: float = 0.15) -> Callable[[Tensor], Tensor]:
+    """A random change of scale for a batch of images (N, C, H, W): each zoomed by a factor within 1 +-
+    `max_change` (gt.shift.zoom). Draws from torch's global generator, which fit() seeds."""
+    if not 0 <= max_change < 1:
+        raise ValueError(f"max_change must be in [0, 1), got {max_change!r}")
+
+    def augment(x: Tensor) -> Tensor:
+        return zoom(x, 1 + (torch.rand(x.shape[0], device=x.device) * 2 - 1) * max_change)
 
     return augment
 

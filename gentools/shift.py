@@ -1,7 +1,7 @@
 """New data and shifted distributions: MNIST-1D test sets drawn afresh or from changed generator settings, image
-corruptions computed in code, the probit-scaled line on which Miller et al. (2021) found shifted accuracy to lie,
-test-time augmentation, and three signals that a test set has moved (the model's confidence, two networks'
-disagreement and a two-sample test on the inputs)."""
+corruptions and changes of scale computed in code, the probit-scaled line on which Miller et al. (2021) found shifted
+accuracy to lie, test-time augmentation, and three signals that a test set has moved (the model's confidence, two
+networks' disagreement and a two-sample test on the inputs)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -104,6 +104,19 @@ def resample(x: Tensor, compress: float | Tensor = 1.0, offset: float | Tensor =
     grid = torch.stack([source, torch.zeros_like(source)], -1)[:, None]  # (N, 1, L, 2)
     moved = F.grid_sample(x.reshape(n, 1, 1, length), grid, align_corners=True, padding_mode="border")
     return moved.reshape(x.shape)
+
+
+def zoom(x: Tensor, factor: float | Tensor) -> Tensor:
+    """Images (N, C, H, W) scaled about their centre by `factor` (bilinear): above 1 the content grows and its
+    edges leave the frame, below 1 it shrinks and the border fills with zeros, the background of the digits data
+    sets. A tensor of N factors scales each image by its own: a change of scale, computed in code."""
+    factor = torch.as_tensor(factor, dtype=x.dtype, device=x.device).reshape(-1)
+    if (factor <= 0).any():
+        raise ValueError(f"zoom factors must be positive, got {factor.min().item()!r}")
+    theta = torch.zeros(x.shape[0], 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / factor  # the output at p reads the input at p / factor
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
 
 
 @torch.no_grad()

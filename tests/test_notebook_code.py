@@ -28,10 +28,11 @@ CEILINGS = {
     # vc_bound, fit_posterior, gt.stats.tau_table, gt.plots.table_heatmap, gt.StopAt) went into gentools first; five
     # lines are the paper scale's settings (a larger grid, Dziugaite & Roy's binary MNIST)
     "10_measuring_generalization": (177, 4),
-    # six sections over thirteen test sets, three sweeps (a zoo of models, seven training sets, pairs of CNNs); the
-    # machinery (gt.shift, gt.plots.probit_lines, signals and estimates_vs_truth, gt.data's generator settings) went
-    # into gentools first; nine lines are the paper scale's CIFAR-10 cell and its learning rates
-    "11_new_data": (225, 5),
+    # six sections over thirteen test sets, four sweeps (a zoo of models, seven training sets, pairs of CNNs, networks
+    # on zoomed digits); the machinery (gt.shift, gt.plots.probit_lines, signals and estimates_vs_truth, gt.data's
+    # generator settings, gt.regularize.random_zoom) went into gentools first; nine lines are the paper scale's CIFAR-10
+    # cell and its learning rates. The zoomed digits (2026-12-05): +33 lines and one definition
+    "11_new_data": (258, 6),
 }
 
 

@@ -51,6 +51,32 @@ def test_resample_moves_and_rescales_time():
                           ramp * torch.tensor([[0.5], [0.25]]), atol=1e-5)
 
 
+def test_zoom_scales_images_about_their_centre():
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.allclose(gt.shift.zoom(x, 1.0), x, atol=1e-6)
+    ramp = (torch.arange(8.0) - 3.5).expand(2, 1, 8, 8)  # linear across the columns, zero at the centre
+    assert torch.allclose(gt.shift.zoom(ramp, 2.0), ramp / 2, atol=1e-5)  # reads inside the frame: exact
+    assert torch.allclose(gt.shift.zoom(ramp, torch.tensor([2.0, 4.0])), ramp / torch.tensor([2.0, 4.0]).reshape(2, 1, 1, 1),
+                          atol=1e-5)
+    shrunk = gt.shift.zoom(torch.ones(1, 1, 8, 8), 0.5)  # a shrunk white square on a black border
+    assert shrunk[0, 0, 3:5, 3:5].eq(1).all() and shrunk[0, 0, 0].eq(0).all() and shrunk.sum() == pytest.approx(16, abs=1e-4)
+    with pytest.raises(ValueError, match="positive"):
+        gt.shift.zoom(x, 0.0)
+
+
+def test_random_zoom_draws_one_factor_an_image():
+    x = torch.rand(64, 1, 8, 8)
+    assert torch.allclose(gt.regularize.random_zoom(0.0)(x), x, atol=1e-6)
+    torch.manual_seed(0)
+    zoomed = gt.regularize.random_zoom(0.15)(x)
+    torch.manual_seed(0)
+    factors = 1 + (torch.rand(64) * 2 - 1) * 0.15
+    assert factors.min() < 0.95 and factors.max() > 1.05
+    assert torch.allclose(zoomed, gt.shift.zoom(x, factors), atol=1e-6)
+    with pytest.raises(ValueError, match="max_change"):
+        gt.regularize.random_zoom(1.0)
+
+
 def test_test_time_augmentation_and_confidence():
     net = gt.models.MLP(40, [16], 10).train()
     x = torch.randn(30, 40)
