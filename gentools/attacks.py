@@ -15,21 +15,18 @@ from torch import Tensor, nn
 from .data import TensorData
 from .device import generator
 from .losses import mean_loss
+from .models import evaluating
 
 Bounds = tuple[float, float] | None
 
 
 def _input_gradient(model: nn.Module, x: Tensor, y: Tensor, loss: str, n_classes: int | None) -> Tensor:
     """The gradient of the mean loss with respect to the inputs, the model in eval mode (restored after)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             value = mean_loss(loss, n_classes)(model(x), y)
             (gradient,) = torch.autograd.grad(value, x)
-    finally:
-        model.train(was_training)
     return gradient
 
 
@@ -81,9 +78,7 @@ def robust_accuracy(model: nn.Module, split: TensorData, eps: float, *, attack: 
     if restarts < 1 or (restarts > 1 and attack != "pgd"):
         raise ValueError(f"restarts must be at least 1, and more than 1 only with attack='pgd'; "
                          f"got {restarts} with {attack!r}")
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         correct = 0.0
         for batch, (x, y) in enumerate(split.batches(batch_size, shuffle=False)):
             if eps == 0:
@@ -98,8 +93,6 @@ def robust_accuracy(model: nn.Module, split: TensorData, eps: float, *, attack: 
                     adversarial = pgd(model, x, y, eps, bounds=bounds, **{**options, **start})
                     survived &= _correct(model, adversarial, y)
             correct += survived.float().sum().item()
-    finally:
-        model.train(was_training)
     return correct / len(split)
 
 
@@ -133,8 +126,6 @@ def one_pixel(model: nn.Module, x: Tensor, y: int, bounds: tuple[float, float], 
         raise ValueError(f"max_change must be positive or None, got {max_change}")
     flat = x.detach().reshape(-1)
     size = flat.numel()
-    was_training = model.training
-    model.eval()
     # the search's second variable: the new value itself, or its change from the old value
     second = bounds if max_change is None else (-max_change, max_change)
 
@@ -156,13 +147,11 @@ def one_pixel(model: nn.Module, x: Tensor, y: int, bounds: tuple[float, float], 
     def changed(intermediate_result) -> bool:  # scipy passes the best so far; True stops the search
         return bool(probabilities(intermediate_result.x[:, None]).argmax(1).item() != y)
 
-    try:
+    with evaluating(model):
         found = differential_evolution(objective, [(0, size - 1), second], integrality=[True, False], popsize=population // 2,
                                        maxiter=iterations, vectorized=True, updating="deferred", polish=False, seed=seed,
                                        callback=changed, tol=0)
         best = probabilities(found.x[:, None])[0]
-    finally:
-        model.train(was_training)
     index = int(round(found.x[0]))
     value = float(values(found.x[:, None], torch.tensor([index], device=flat.device))[0])
     return OnePixel(success=bool(best.argmax().item() != y), index=index, value=value, true_probability=float(best[y]))
@@ -187,12 +176,8 @@ def shift(x: Tensor, steps: int = 1, *, dim: int = -1, mode: str = "circular") -
 @torch.no_grad()
 def shift_flip_rate(model: nn.Module, x: Tensor, steps: int = 1, *, dim: int = -1, mode: str = "circular") -> float:
     """The share of inputs whose predicted class changes when they are shifted by `steps` (Azulay & Weiss 2019)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return (model(x).argmax(1) != model(shift(x, steps, dim=dim, mode=mode)).argmax(1)).float().mean().item()
-    finally:
-        model.train(was_training)
 
 
 def random_shifts(max_steps: int, seed: int = 0):

@@ -21,6 +21,7 @@ from torch import nn
 
 from .claims import CheckFailed
 from .device import generator
+from .models import evaluating
 
 # Digests of answers that are fixed numbers of a deterministic computation (see digest()).
 ANSWERS = {
@@ -356,9 +357,7 @@ def subset_coherence(alphas: Mapping[str, float], model: nn.Module, subsets: Map
              f"coherence must be a dict with the keys {sorted(subsets)}")
     each = per_example_loss("cross_entropy", 10)
     params = {name: p.detach() for name, p in model.named_parameters()}
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for name, split in subsets.items():
             def one(p, xi, yi):
                 return each(torch.func.functional_call(model, p, (xi[None],)), yi[None]).sum()
@@ -369,8 +368,6 @@ def subset_coherence(alphas: Mapping[str, float], model: nn.Module, subsets: Map
             _require(abs(float(alphas[name]) - reference) <= 1e-3 * reference,
                      f"the {name} examples' coherence differs from the measured one: use the trained model as it is, "
                      "all the examples of that subset, and their (noisy) training labels")
-    finally:
-        model.train(was_training)
 
 
 # --- chapter 8 -----------------------------------------------------------------------------------------------

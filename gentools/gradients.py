@@ -16,6 +16,7 @@ from torch.func import functional_call, grad, vmap
 
 from .data import TensorData
 from .losses import per_example_loss
+from .models import evaluating
 
 Gradients = dict[str, Tensor]  # parameter name -> per-example gradients, shape (examples, *parameter shape)
 Aggregate = Callable[[Gradients], Gradients]
@@ -146,12 +147,10 @@ def coherence(model: nn.Module, split: TensorData, *, loss: str = "cross_entropy
     never formed (their norms come from one backward pass a batch); for others they are formed 64 at a time.
     """
     each = per_example_loss(loss, n_classes)
-    was_training = model.training
-    model.eval()
     sum_sq = torch.zeros((), device=split.device, dtype=torch.float64)
     total: Tensor | None = None
     layers = linear_layers(model)
-    try:
+    with evaluating(model):
         for x, y in split.batches(batch_size, shuffle=False):
             if layers is not None:
                 try:
@@ -166,8 +165,6 @@ def coherence(model: nn.Module, split: TensorData, *, loss: str = "cross_entropy
                     norms[start:start + 64], batch_total = flat.pow(2).sum(1), batch_total + flat.sum(0)
             sum_sq += norms.double().sum()
             total = batch_total.double() if total is None else total + batch_total.double()
-    finally:
-        model.train(was_training)
     m = len(split)
     return Coherence(alpha=float(total.pow(2).sum() / m ** 2 / (sum_sq / m)), m=m)
 

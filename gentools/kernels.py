@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp, vmap
 
 from . import gradients
+from .models import evaluating
 
 
 def _split(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -44,9 +45,7 @@ def ntk(model: nn.Module, x: Tensor, x2: Tensor | None = None, *, chunk_size: in
     signal and its input, so that layer's term is (signals' Gram matrix) * (inputs' Gram matrix), elementwise, which
     costs examples^2 x (fan-in + fan-out) instead of examples^2 x parameters. Other models take one output's
     Jacobian (examples x parameters) at a time, in chunks of `chunk_size` examples."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         if (kernel := _layerwise_ntk(model, x, x2)) is not None:
             return kernel
         with torch.no_grad():
@@ -56,8 +55,6 @@ def ntk(model: nn.Module, x: Tensor, x2: Tensor | None = None, *, chunk_size: in
             left = _output_gradients(model, x, c, chunk_size)
             right = left if x2 is None else _output_gradients(model, x2, c, chunk_size)
             kernel += (left @ right.T).double()
-    finally:
-        model.train(was_training)
     return kernel / outputs
 
 

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .models import evaluating
+
 
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
     """The network's linear layers, input to output: the matrices every norm-based measure is made of."""
@@ -93,22 +95,11 @@ def spectral_complexity(model: nn.Module, reference: nn.Module | None = None) ->
         return spectral * ratios ** 1.5
 
 
-@contextlib.contextmanager
-def _evaluation(model: nn.Module):
-    """The model in evaluation mode (no dropout) for the duration, its own mode restored afterwards, error or not."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 def margins(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """Each example's output margin: the true class's output minus the largest other output (negative: misclassified).
     Norm-based measures are divided by a low quantile of these: scaling the last layer by c multiplies both the norms
     and the margins by c, so the ratio ignores the scale of the outputs."""
-    with _evaluation(model), torch.no_grad():
+    with evaluating(model), torch.no_grad():
         outputs = model(x).double()
     true = outputs.gather(1, y.view(-1, 1)).squeeze(1)
     others = outputs.scatter(1, y.view(-1, 1), float("-inf")).amax(1)
@@ -181,7 +172,7 @@ def _at_rest(model: nn.Module, x: Tensor, y: Tensor, radius: float, offset: floa
         raise ValueError(f"radius and offset must be 0 or more, got {radius} and {offset}")
     weights = {name: parameter.detach() for name, parameter in model.named_parameters()}
     box = {name: radius * (weight.abs() + offset) for name, weight in weights.items()}
-    with _evaluation(model), torch.no_grad():
+    with evaluating(model), torch.no_grad():
         yield weights, box, _loss_with(model, weights, x, y).item()
 
 
@@ -284,7 +275,7 @@ class Posterior:
         """Q's error on (x, y), estimated from `samples` networks drawn from it: the mean of their error rates."""
         generator = torch.Generator().manual_seed(seed)
         errors = []
-        with _evaluation(self.model), torch.no_grad():
+        with evaluating(self.model), torch.no_grad():
             for _ in range(samples):
                 drawn = {name: mean + self.std[name] * torch.randn(mean.shape, generator=generator).to(mean)
                          for name, mean in self.mean.items()}
@@ -320,7 +311,7 @@ def fit_posterior(model: nn.Module, initial: nn.Module, x: Tensor, y: Tensor, st
     log_variance = torch.tensor(math.log(c) - 6.0, device=x.device, requires_grad=True)
     optimiser = torch.optim.RMSprop([*mean.values(), *log_std.values(), log_variance], lr=lr)
     n, confidence = len(x), math.log(math.pi ** 2 * len(x) / (6 * delta))
-    with _evaluation(model):
+    with evaluating(model):
         for _ in range(steps):
             batch = torch.randint(n, (batch_size,), generator=generator).to(x.device)
             drawn = {name: mu + log_std[name].exp() * torch.randn(mu.shape, generator=generator).to(mu)

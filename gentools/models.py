@@ -3,8 +3,9 @@ gt.fit), the MNIST-1D reference CNN, a small 2-D CNN, the width-k ResNet-18 of d
 that builds them by name (`build`), so that the paper scale changes a name, not the code."""
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -12,6 +13,18 @@ from torch import Tensor, nn
 from .device import run_seed
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "identity": nn.Identity}
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in evaluation mode (no dropout, batch-norm running statistics) for the duration of a `with`
+    block, its own mode restored afterwards, error or not: measuring a model must not change how it trains."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def activation_layer(name: str) -> type[nn.Module]:

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from . import data as gdata
 from .device import run_seed
+from .models import evaluating
 
 
 def mnist1d_test_set(n: int = 1000, seed: int = 1, **settings) -> gdata.TensorData:
@@ -125,12 +126,8 @@ def tta_probabilities(model: nn.Module, x: Tensor, views: Sequence[Callable[[Ten
     a batch; include `lambda x: x` for the input itself), in evaluation mode."""
     if not views:
         raise ValueError("views must hold at least one function of the inputs")
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return torch.stack([model(view(x)).softmax(1) for view in views]).mean(0)
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()

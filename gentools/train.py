@@ -25,7 +25,7 @@ from .data import DataSet, TensorData
 from .device import autocast, generator, random_state_kept, run_seed
 from .history import Callback, EarlyStopping, History, Record, StopAt, at_level, frames  # noqa: F401  (gt.train.History and friends)
 from .losses import mean_loss, per_example_loss
-from .models import StackedMLP
+from .models import StackedMLP, evaluating
 from .settings import Settings
 from .sweep import sweep
 
@@ -77,17 +77,14 @@ def evaluate(model: nn.Module, split: TensorData | Sequence[TensorData], loss: s
         measured = _evaluate_stack(model, x, y, loss, n_classes)
         return [dict(zip(measured, values)) for values in zip(*(v.tolist() for v in measured.values()))]
     loss_fn = mean_loss(loss, n_classes)
-    was_training = model.training
-    model.eval()
     total_loss = torch.zeros((), device=split.device)
     correct = torch.zeros((), device=split.device)
-    with autocast(split.device):
+    with evaluating(model), autocast(split.device):
         for x, y in split.batches(batch_size, shuffle=False):
             out = model(x).float()
             total_loss += loss_fn(out, y) * len(y)
             if n_classes:
                 correct += (out.argmax(1) == y).sum()
-    model.train(was_training)
     result = {"loss": total_loss.item() / len(split)}
     if n_classes:
         result["acc"] = correct.item() / len(split)

@@ -97,3 +97,18 @@ def test_the_registry_cnn_is_the_chapters_cnn():
         by_name = gt.models.build(name, shape, 10)
         torch.manual_seed(0)
         assert all(torch.equal(a, b) for a, b in zip(by_name.state_dict().values(), direct().state_dict().values()))
+
+
+def test_evaluating_restores_the_mode_even_after_an_error():
+    net = gt.models.MLP(4, [8], 2, dropout=0.5)
+    with gt.models.evaluating(net):
+        assert not net.training and not net[3].training  # dropout off inside
+    assert net.training
+    net.eval()
+    with pytest.raises(RuntimeError), gt.models.evaluating(net):
+        raise RuntimeError("a failed measurement")
+    assert not net.training  # an evaluation-mode model stays in it
+    net.train()
+    with pytest.raises(RuntimeError), gt.models.evaluating(net):
+        raise RuntimeError("a failed measurement")
+    assert net.training
