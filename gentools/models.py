@@ -1,6 +1,7 @@
 """The models the chapters train: MLPs of any shape, K same-shape MLPs stacked into one module (trained at once by
 gt.fit), the MNIST-1D reference CNN, a small 2-D CNN, the width-k ResNet-18 of deep double descent, and a registry
-that builds them by name (`build`), so that the paper scale changes a name, not the code."""
+that builds them by name (`build`), so that the paper scale changes a name, not the code; and `evaluating`, the
+evaluation mode every measurement of a model runs in."""
 from __future__ import annotations
 
 import contextlib

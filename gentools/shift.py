@@ -112,8 +112,8 @@ def zoom(x: Tensor, factor: float | Tensor) -> Tensor:
     edges leave the frame, below 1 it shrinks and the border fills with zeros, the background of the digits data
     sets. A tensor of N factors scales each image by its own: a change of scale, computed in code."""
     factor = torch.as_tensor(factor, dtype=x.dtype, device=x.device).reshape(-1)
-    if (factor <= 0).any():
-        raise ValueError(f"zoom factors must be positive, got {factor.min().item()!r}")
+    if len(factor) not in (1, len(x)) or (factor <= 0).any():
+        raise ValueError(f"zoom takes one positive factor or one for each of the {len(x)} images, got {factor.tolist()}")
     theta = torch.zeros(x.shape[0], 2, 3, dtype=x.dtype, device=x.device)
     theta[:, 0, 0] = theta[:, 1, 1] = 1 / factor  # the output at p reads the input at p / factor
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)

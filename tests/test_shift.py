@@ -56,12 +56,16 @@ def test_zoom_scales_images_about_their_centre():
     assert torch.allclose(gt.shift.zoom(x, 1.0), x, atol=1e-6)
     ramp = (torch.arange(8.0) - 3.5).expand(2, 1, 8, 8)  # linear across the columns, zero at the centre
     assert torch.allclose(gt.shift.zoom(ramp, 2.0), ramp / 2, atol=1e-5)  # reads inside the frame: exact
+    rows = ramp.transpose(2, 3).contiguous()  # linear down the rows: scaled about the same centre
+    assert torch.allclose(gt.shift.zoom(rows, 2.0), rows / 2, atol=1e-5)
     assert torch.allclose(gt.shift.zoom(ramp, torch.tensor([2.0, 4.0])), ramp / torch.tensor([2.0, 4.0]).reshape(2, 1, 1, 1),
                           atol=1e-5)
     shrunk = gt.shift.zoom(torch.ones(1, 1, 8, 8), 0.5)  # a shrunk white square on a black border
     assert shrunk[0, 0, 3:5, 3:5].eq(1).all() and shrunk[0, 0, 0].eq(0).all() and shrunk.sum() == pytest.approx(16, abs=1e-4)
     with pytest.raises(ValueError, match="positive"):
         gt.shift.zoom(x, 0.0)
+    with pytest.raises(ValueError, match="one for each"):
+        gt.shift.zoom(x, torch.tensor([1.0, 1.1]))  # two factors for three images
 
 
 def test_random_zoom_draws_one_factor_an_image():
