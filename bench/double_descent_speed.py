@@ -1,4 +1,4 @@
-"""Chapter 5's reference double-descent sweep, a plain PyTorch loop against the gentools path, side by side.
+"""Chapter 6's reference double-descent sweep, a plain PyTorch loop against the gentools path, side by side.
 
 The MNIST-1D setting (4000 training examples, seed 42, 15% label noise; MLP 40-h-h-10, SGD lr 0.01 momentum 0.9,
 batches of 100) on a subset of its widths and epochs. The plain loop trains one width at a time with a DataLoader

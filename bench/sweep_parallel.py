@@ -1,5 +1,5 @@
 """A width sweep of double descent, serially and on a 2-worker Dask LocalCluster: the same gt.sweep call, handed a
-client. One-hidden-layer networks on 500 noisy digits (chapter 5's setting, fewer widths and epochs), three seeds a
+client. One-hidden-layer networks on 500 noisy digits (chapter 6's setting, fewer widths and epochs), three seeds a
 width trained at once. Prints both times, the speed-up, and whether the two tables are equal (they should be, bit
 for bit: each worker process uses one PyTorch thread, as the serial run here does).
 

@@ -101,7 +101,7 @@ def estimate(answer: float, low: float, high: float) -> None:
     print(f"estimate recorded: {answer:g}; now run the next cell and compare")
 
 
-# --- chapter 1 -----------------------------------------------------------------------------------------------
+# --- chapter 1 ---------------------------------------------------------------------------------------------------
 
 @_exercise
 def tree_gap(gap: float) -> None:
@@ -144,7 +144,7 @@ def tree_accuracy_by_size(accuracy: Mapping[int, float]) -> None:
              hint="for each n, fit DecisionTreeClassifier(random_state=0) on x[:n], y[:n] and score it on (x_test, y_test)")
 
 
-# --- chapter 2 -----------------------------------------------------------------------------------------------
+# --- chapter 2 ---------------------------------------------------------------------------------------------------
 
 @_exercise
 def variance_term(fn: Callable[[torch.Tensor], float]) -> None:
@@ -173,7 +173,47 @@ def best_degree_by_noise(best: Mapping[float, int], n: int, repeats: int) -> Non
              "for each noise level, keep the degree whose .decomposition.measured is smallest")
 
 
-# --- chapter 3 -----------------------------------------------------------------------------------------------
+# --- chapter 3 ---------------------------------------------------------------------------------------------------
+
+@_exercise
+def early_stopping_epochs(kept: Mapping[int, int], history) -> None:
+    """The epoch early stopping keeps, for each patience, in a run identical to `history` (the same seed, data and
+    settings, trained to the end): worked out from that run's validation losses."""
+    losses = history["valid_loss"]
+    _require(isinstance(kept, Mapping) and kept, "kept_epoch must be a dict from patience to the epoch kept")
+    for patience, epoch in kept.items():
+        best_epoch, best = 0, np.inf
+        for e in range(1, len(losses)):
+            if losses[e] < best:
+                best_epoch, best = e, losses[e]
+            if e - best_epoch >= int(patience):
+                break
+        _require(int(epoch) == best_epoch,
+                 f"with patience {patience} the epoch kept is not the one early stopping keeps: read "
+                 "history.meta['best_epoch'] (the epoch of lowest validation loss), not where training stopped")
+
+
+@_exercise
+def smoothed_targets(fn: Callable[[torch.Tensor, int, float], torch.Tensor]) -> None:
+    """fn(labels, classes, epsilon): the target distributions of PyTorch's label smoothing, tested against
+    F.cross_entropy(..., label_smoothing=epsilon) on random logits."""
+    torch.manual_seed(2024)
+    labels = torch.randint(0, 7, (64,))
+    logits = torch.randn(64, 7, dtype=torch.float64) * 2
+    for epsilon in (0.0, 0.1, 0.35):
+        targets = _call(fn, labels, 7, epsilon)
+        _require(isinstance(targets, torch.Tensor) and tuple(targets.shape) == (64, 7),
+                 f"return a tensor of shape (number of labels, classes) = (64, 7), not {getattr(targets, 'shape', type(targets))}")
+        targets = targets.double()
+        _require(torch.allclose(targets.sum(1), torch.ones(64, dtype=torch.float64), atol=1e-6),
+                 "each row must be a distribution: its entries sum to 1")
+        loss = float(-(targets * logits.log_softmax(1)).sum(1).mean())
+        _require(abs(loss - float(F.cross_entropy(logits, labels, label_smoothing=epsilon))) < 1e-6,
+                 f"with epsilon = {epsilon} the targets give another loss than PyTorch's label_smoothing: PyTorch mixes the "
+                 "one-hot target with the uniform distribution over all K classes, the true class included")
+
+
+# --- chapter 4 ---------------------------------------------------------------------------------------------------
 
 @_exercise
 def dropconnect(fn: Callable[[nn.Linear, torch.Tensor, float], torch.Tensor]) -> None:
@@ -201,24 +241,24 @@ def dropconnect(fn: Callable[[nn.Linear, torch.Tensor, float], torch.Tensor]) ->
 
 
 @_exercise
-def early_stopping_epochs(kept: Mapping[int, int], history) -> None:
-    """The epoch early stopping keeps, for each patience, in a run identical to `history` (the same seed, data and
-    settings, trained to the end): worked out from that run's validation losses."""
-    losses = history["valid_loss"]
-    _require(isinstance(kept, Mapping) and kept, "kept_epoch must be a dict from patience to the epoch kept")
-    for patience, epoch in kept.items():
-        best_epoch, best = 0, np.inf
-        for e in range(1, len(losses)):
-            if losses[e] < best:
-                best_epoch, best = e, losses[e]
-            if e - best_epoch >= int(patience):
-                break
-        _require(int(epoch) == best_epoch,
-                 f"with patience {patience} the epoch kept is not the one early stopping keeps: read "
-                 "history.meta['best_epoch'] (the epoch of lowest validation loss), not where training stopped")
+def thinned_average(accuracy: Mapping[str, float], model: nn.Module, split: Any) -> None:
+    """A DropConnect (or dropout) network's test accuracy with weight scaling and averaged over 100 thinned networks,
+    against evaluation mode and gt.ensemble.thinned_probabilities with masks of another seed."""
+    from .ensemble import averaged_accuracy, thinned_probabilities
+
+    keys = {"weight scaling", "average of 100"}
+    _require(isinstance(accuracy, Mapping) and set(accuracy) == keys, f"answer with a dict with the keys {sorted(keys)}")
+    with evaluating(model), torch.inference_mode():
+        scaled = float((model(split.x).argmax(-1) == split.y).float().mean())
+    _require(abs(float(accuracy["weight scaling"]) - scaled) < 1e-6,
+             "weight scaling is the network in evaluation mode (model.eval()), every weight kept, on the test split")
+    reference = averaged_accuracy(thinned_probabilities(model, split.x, 100, seed=777), split.y)
+    _require(abs(float(accuracy["average of 100"]) - reference) < 0.015,
+             "average the predicted probabilities of 100 thinned networks (gt.ensemble.thinned_probabilities), then take "
+             "the accuracy of that average (gt.ensemble.averaged_accuracy), on the test split")
 
 
-# --- chapter 4 -----------------------------------------------------------------------------------------------
+# --- chapter 5 ---------------------------------------------------------------------------------------------------
 
 @_exercise
 def random_pixels(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
@@ -251,7 +291,7 @@ def constructed_network_accuracy(accuracy: float, data) -> None:
              "to the nearest class (clamped to 0-9) and compare with the test labels")
 
 
-# --- chapter 5 -----------------------------------------------------------------------------------------------
+# --- chapter 6 ---------------------------------------------------------------------------------------------------
 
 @_exercise
 def min_norm(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -289,7 +329,7 @@ def min_norm_curve(mse_by_p: Mapping[int, float], peak_at: int, counts, train, t
                  "for training, `test` for testing, and feature seed 0")
 
 
-# --- chapter 6 -----------------------------------------------------------------------------------------------
+# --- chapter 7 ---------------------------------------------------------------------------------------------------
 
 @_exercise
 def pruned_accuracies(accuracy: Mapping[float, float], model: nn.Module, data) -> None:
@@ -328,7 +368,7 @@ def global_masks(fn: Callable[[nn.Module, float], dict[str, torch.Tensor]], mode
              "every weight kept must be at least as large in magnitude as every weight removed, across all layers at once")
 
 
-# --- chapter 7 -----------------------------------------------------------------------------------------------
+# --- chapter 8 ---------------------------------------------------------------------------------------------------
 
 @_exercise
 def coherence_alpha(fn: Callable[[torch.Tensor], float]) -> None:
@@ -370,7 +410,7 @@ def subset_coherence(alphas: Mapping[str, float], model: nn.Module, subsets: Map
                      "all the examples of that subset, and their (noisy) training labels")
 
 
-# --- chapter 8 -----------------------------------------------------------------------------------------------
+# --- chapter 9 ---------------------------------------------------------------------------------------------------
 
 @_exercise
 def fgsm(fn: Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor], model: nn.Module, data) -> None:
@@ -402,7 +442,7 @@ def flip_by_steps(flips: Mapping[int, float], model: nn.Module, x: torch.Tensor)
                  "count the predictions that change")
 
 
-# --- chapter 9 -----------------------------------------------------------------------------------------------
+# --- chapter 10 --------------------------------------------------------------------------------------------------
 
 @_exercise
 def linear_ntk(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -447,7 +487,7 @@ def fine_tuning_accuracy(accuracy: Mapping[float, float], source, target) -> Non
                  "pre-trained layers and the new layer in two parameter groups of one Adam, and train 100 epochs")
 
 
-# --- chapter 10 ----------------------------------------------------------------------------------------------
+# --- chapter 11 --------------------------------------------------------------------------------------------------
 
 @_exercise
 def path_norm(fn: Callable[[nn.Module], float]) -> None:
@@ -487,7 +527,7 @@ def speed_tau(tau: float, grid) -> None:
              "minus test accuracy), and compare the two rankings with Kendall's tau (scipy.stats.kendalltau)")
 
 
-# --- chapter 11 ----------------------------------------------------------------------------------------------
+# --- chapter 12 --------------------------------------------------------------------------------------------------
 
 @_exercise
 def line_fit(fn: Callable[[np.ndarray, np.ndarray], tuple[float, float]]) -> None:

@@ -1,4 +1,5 @@
-"""Ensembles and stacks of networks: averaging members' predictions; one MLP per named data set and seed trained
+"""Ensembles and stacks of networks: averaging members' predictions, or the predictions of a dropout network's
+thinned networks (thinned_probabilities); one MLP per named data set and seed trained
 as one stack (fit_each); and width sweeps whose points gt.sweep trains in a few padded stacks (fit_widths, a packed
 run function: gt.models.StackedMLP with member_widths) instead of one training loop per width, or, for another
 architecture of the registry (a ResNet-18 of width k), one point at a time.
@@ -14,8 +15,8 @@ from torch import Tensor
 
 from .data import DataSet, TensorData
 from .device import device as default_device
-from .device import seed_everything
-from .models import ARCHITECTURES, StackedMLP, build, count_parameters, sized
+from .device import run_seed, seed_everything
+from .models import ARCHITECTURES, DropConnectLinear, StackedMLP, build, count_parameters, evaluating, sized
 from .settings import Settings
 from .sweep import packed
 from .train import fit
@@ -138,3 +139,26 @@ def average_probabilities(model: StackedMLP, split: TensorData, groups: int) -> 
         averaged = each.mean(1)
         return {"member_acc": (each.argmax(-1) == y).float().mean(-1).cpu(),
                 "ensemble_acc": (averaged.argmax(-1) == y).float().mean(-1).cpu(), "probabilities": averaged.cpu()}
+
+
+def averaged_accuracy(probabilities: Tensor, y: Tensor) -> float:
+    """The accuracy of the prediction averaged over the first axis: members of an ensemble, or thinned networks,
+    given as probabilities of shape (k, n, classes)."""
+    return float((probabilities.mean(0).argmax(-1) == y.to(probabilities.device)).float().mean())
+
+def thinned_probabilities(model: torch.nn.Module, x: Tensor, samples: int, seed: int = 0) -> Tensor:
+    """The class probabilities of `samples` thinned networks of a dropout (or DropConnect) network: each a fresh
+    draw of the masks, everything else (batch normalisation included) in evaluation mode. Shape (samples, n, classes).
+    Their mean is the ensemble that dropout trains and that weight scaling approximates (Srivastava et al. 2014)."""
+    noisy = [m for m in model.modules() if isinstance(m, (torch.nn.modules.dropout._DropoutNd, DropConnectLinear))]
+    if not noisy:
+        raise ValueError("the model has no dropout or DropConnect layer: every thinned network would be the model itself")
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples}")
+    x = x.to(next(model.parameters()).device)
+    with evaluating(model), torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []), \
+            torch.inference_mode():
+        torch.manual_seed(run_seed(seed))   # the masks, shifted by GENTOOLS_SEED like every seed
+        for layer in noisy:
+            layer.train()   # masks drawn; evaluating() restores every layer's mode afterwards
+        return torch.stack([model(x).float().softmax(-1) for _ in range(samples)]).cpu()

@@ -61,19 +61,25 @@ class MLP(nn.Sequential):
 
     MLP(40, [256, 256], 10) is 40-256-256-10; MLP(40, [], 10) is logistic regression. Hidden layers may
     have batch normalisation (before the activation), dropout (after it), or DropConnect on their weights.
+    `dropout` is one probability for every hidden layer or one per hidden layer: `dropout=[0, 0.5]` drops only
+    after the last, where no batch normalisation follows (Li et al. 2019's remedy for the variance shift).
     """
 
     def __init__(self, in_features: int, widths: Sequence[int], out_features: int, activation: str = "relu",
-                 dropout: float = 0.0, batch_norm: bool = False, dropconnect: float = 0.0):
+                 dropout: float | Sequence[float] = 0.0, batch_norm: bool = False, dropconnect: float = 0.0):
+        drops = [float(dropout)] * len(widths) if isinstance(dropout, (int, float)) else [float(p) for p in dropout]
+        if len(drops) != len(widths) or not all(0 <= p < 1 for p in drops):
+            raise ValueError(f"dropout must be one probability in [0, 1) or one per hidden layer ({len(widths)}), "
+                             f"got {dropout!r}")
         layers: list[nn.Module] = [nn.Flatten()]
         sizes = [in_features, *widths]
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out, drop in zip(sizes[:-1], sizes[1:], drops):
             layers.append(DropConnectLinear(fan_in, fan_out, dropconnect) if dropconnect else nn.Linear(fan_in, fan_out))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(fan_out))
             layers.append(activation_layer(activation)())
-            if dropout:
-                layers.append(nn.Dropout(dropout))
+            if drop:
+                layers.append(nn.Dropout(drop))
         layers.append(nn.Linear(sizes[-1], out_features))
         super().__init__(*layers)
 

@@ -1,6 +1,7 @@
 """Explicit regularizers that plug into gt.fit: weight penalties (fit's `penalty=`), the max-norm
 constraint (a callback), and data augmentation for MNIST-1D signals and for images (fit's `augment=`); and METHODS,
-a registry of every regularizer the course compares, by name, with run() to train an MLP with one.
+a registry of every regularizer the course compares, by name, with run() to train an MLP with one; and
+variance_shift, what dropout before batch normalisation does to the statistics batch normalisation keeps.
 
 Weight decay is the optimiser's own `weight_decay=`; dropout, DropConnect and batch normalisation are
 options of gt.models.MLP; early stopping is gt.EarlyStopping; label smoothing is fit's `label_smoothing=`.
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 
 from .data import DataSet
 from .device import seed_everything
-from .models import MLP
+from .models import MLP, evaluating
 from .settings import Settings
 from .shift import resample, zoom
 from .train import Callback, EarlyStopping, evaluate, fit
@@ -26,6 +27,7 @@ def weight_matrices(model: nn.Module) -> list[Tensor]:
     """The weights of every linear and convolution layer (not biases or normalisation parameters):
     the parameters a weight penalty acts on."""
     return [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+
 
 
 def l1_penalty(strength: float) -> Callable[[nn.Module], Tensor]:
@@ -132,3 +134,41 @@ def run(method: str, data: DataSet, widths: list[int], settings: Settings | None
             "valid_loss": final["valid"]["loss"] if "valid" in final else float("nan"),
             "best_epoch": history.meta.get("best_epoch", float("nan")), "history": history}
 
+
+def variance_shift(model: nn.Module, x: Tensor) -> list[float]:
+    """For each batch-normalisation layer: the variance it keeps for test time (its running variance, gathered in
+    training) over the variance its input really has at test time (evaluation mode, on `x`), averaged over units.
+    Near 1 without dropout; dropout before the layer inflates the training variance (Li et al. 2019's variance
+    shift), so above 1 there."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        raise ValueError("the model has no batch normalisation layer")
+    seen: dict[int, Tensor] = {}
+    hooks = [layer.register_forward_hook(lambda module, inputs, output, k=k: seen.__setitem__(
+        k, inputs[0].transpose(0, 1).flatten(1).var(1))) for k, layer in enumerate(layers)]   # per channel or unit
+    try:
+        with evaluating(model), torch.inference_mode():
+            model(x.to(next(model.parameters()).device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [float((layer.running_var / seen[k]).mean()) for k, layer in enumerate(layers)]
+
+
+def recalibrate(model: nn.Module, x: Tensor, batch_size: int = 100) -> nn.Module:
+    """Batch normalisation's kept statistics gathered again on `x` with dropout off, the weights unchanged: what the
+    statistics would be without the variance shift. If test accuracy rises, the shift was costing it."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        raise ValueError("the model has no batch normalisation layer")
+    momenta = [layer.momentum for layer in layers]
+    with evaluating(model), torch.inference_mode():
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None   # a plain average over the batches, not a moving one
+            layer.train()
+        for batch in x.to(next(model.parameters()).device).split(batch_size):
+            model(batch)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
+    return model

@@ -107,6 +107,43 @@ def test_dropconnect():
             lambda layer, x, p: layer(x))                                                                        # no mask
 
 
+def test_smoothed_targets():
+    def right(labels, classes, epsilon):
+        return torch.full((len(labels), classes), epsilon / classes).scatter_(
+            1, labels[:, None], 1 - epsilon + epsilon / classes)
+
+    def other_convention(labels, classes, epsilon):   # the hand-written convention: s / (K - 1) on the other classes
+        return torch.full((len(labels), classes), epsilon / (classes - 1)).scatter_(1, labels[:, None], 1 - epsilon)
+
+    gt.checks.smoothed_targets(right)
+    gt.checks.smoothed_targets(lambda labels, classes, epsilon: (1 - epsilon) * F.one_hot(labels, classes) + epsilon / classes)
+    rejects(gt.checks.smoothed_targets, stub, other_convention,
+            lambda labels, classes, epsilon: F.one_hot(labels, classes).float(),                     # no smoothing
+            lambda labels, classes, epsilon: (1 - epsilon) * F.one_hot(labels, classes) + epsilon)   # rows sum above 1
+
+
+def test_thinned_average(small_mnist1d):
+    gt.seed_everything(0)
+    model = gt.models.MLP(40, [32, 32], 10, dropconnect=0.5)
+    gt.fit(model, small_mnist1d, epochs=3, seed=0)
+    test = small_mnist1d.test
+    model.eval()
+    with torch.no_grad():
+        scaled = float((model(test.x).argmax(1) == test.y).float().mean())
+        model.train()
+        torch.manual_seed(1)   # masks of another seed than the check's
+        probabilities = torch.stack([model(test.x).softmax(1) for _ in range(100)])
+        one_mask = float((probabilities[0].argmax(1) == test.y).float().mean())
+    averaged = float((probabilities.mean(0).argmax(1) == test.y).float().mean())
+    assert abs(one_mask - averaged) > 0.03   # the mistake below is a real one for this model
+    check = functools.partial(gt.checks.thinned_average, model=model, split=test)
+    check({"weight scaling": scaled, "average of 100": averaged})
+    assert model.training   # the check leaves the model's mode alone
+    rejects(check, {}, {"weight scaling": scaled, "average of 100": one_mask},        # one thinned network, not 100
+            {"weight scaling": averaged, "average of 100": scaled},                    # swapped
+            {"weight scaling": one_mask, "average of 100": averaged})                  # scaled in training mode
+
+
 def test_random_pixels():
     def right(x, seed):
         gen = torch.Generator().manual_seed(seed)

@@ -217,3 +217,36 @@ def test_fit_widths_refuses_an_architecture_it_cannot_size(small_mnist1d):
     for architecture, depth in [("cnn", 1), ("MLP", 1), ("resnet18", 2)]:
         with pytest.raises(ValueError, match="fit_widths\\(\\) sweeps 'mlp' \\(any depth\\) or a registry network sized by a width"):
             gt.ensemble.fit_widths([{"width": 4}], {"clean": small_mnist1d}, architecture=architecture, depth=depth, epochs=1)
+
+
+def test_thinned_networks_are_the_models_with_fresh_masks_and_batch_norm_in_eval_mode():
+    torch.manual_seed(0)
+    # one input through dropout 0.5 into a linear read-out: a thinned network's logits are b (input dropped) or
+    # b + 2 w x (kept and scaled by 1 / (1 - p)), computed here by hand
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Linear(1, 2), torch.nn.BatchNorm1d(2))
+    model[2].running_mean.fill_(0.5)
+    model.train()
+    x = torch.tensor([[1.5]])
+    w, b = model[1].weight[:, 0].detach(), model[1].bias.detach()
+    bn = model[2]
+    normalised = lambda z: (z - bn.running_mean) / (bn.running_var + bn.eps).sqrt() * bn.weight.detach() + bn.bias.detach()
+    dropped, kept = normalised(b).softmax(-1), normalised(b + 2 * w * 1.5).softmax(-1)
+    samples = gt.ensemble.thinned_probabilities(model, x, samples=200, seed=3)
+    assert samples.shape == (200, 1, 2)
+    is_dropped = torch.isclose(samples[:, 0], dropped, atol=1e-6).all(-1)
+    is_kept = torch.isclose(samples[:, 0], kept, atol=1e-6).all(-1)
+    assert bool((is_dropped | is_kept).all())
+    assert 60 < int(is_kept.sum()) < 140   # about half kept (binomial(200, 0.5): 100 +- 7)
+    assert model.training and torch.equal(bn.running_mean, torch.full((2,), 0.5))   # its mode and statistics untouched
+    assert torch.equal(samples, gt.ensemble.thinned_probabilities(model, x, samples=200, seed=3))   # seeded
+    with pytest.raises(ValueError, match="no dropout"):
+        gt.ensemble.thinned_probabilities(torch.nn.Linear(1, 2), x, samples=5)
+
+
+def test_averaged_accuracy_votes_with_the_mean_probability():
+    # two members on three examples: the mean decides, not a majority of members (worked out by hand)
+    probabilities = torch.tensor([[[0.9, 0.1], [0.4, 0.6], [0.45, 0.55]],
+                                  [[0.2, 0.8], [0.3, 0.7], [0.9, 0.1]]])
+    # means: [0.55, 0.45] -> 0, [0.35, 0.65] -> 1, [0.675, 0.325] -> 0
+    assert gt.ensemble.averaged_accuracy(probabilities, torch.tensor([0, 1, 1])) == pytest.approx(2 / 3)
+    assert gt.ensemble.averaged_accuracy(probabilities[:1], torch.tensor([0, 1, 1])) == pytest.approx(1.0)

@@ -90,7 +90,7 @@ def test_the_registry_builds_each_network_by_name_for_the_data_shape():
 
 
 def test_the_registry_cnn_is_the_chapters_cnn():
-    """Chapters 7-9 build their networks by name: the same networks, the same initial weights, as the classes they used."""
+    """Chapters 8-10 build their networks by name: the same networks, the same initial weights, as the classes they used."""
     for name, shape, direct in [("cnn", (40,), gt.models.CNN1d), ("cnn", (1, 8, 8), gt.models.CNN2d),
                                 ("mlp-256-256", (40,), lambda: gt.models.MLP(40, [256, 256], 10))]:
         torch.manual_seed(0)
@@ -112,3 +112,15 @@ def test_evaluating_restores_the_mode_even_after_an_error():
     with pytest.raises(RuntimeError), gt.models.evaluating(net):
         raise RuntimeError("a failed measurement")
     assert net.training
+
+
+def test_dropout_is_one_probability_or_one_per_hidden_layer():
+    every = gt.models.MLP(40, [8, 8], 10, dropout=0.3)
+    last_only = gt.models.MLP(40, [8, 8], 10, dropout=[0, 0.5], batch_norm=True)
+    assert [m.p for m in every if isinstance(m, torch.nn.Dropout)] == [0.3, 0.3]
+    kinds = [type(m).__name__ for m in last_only]
+    assert kinds == ["Flatten", "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
+    assert last_only[7].p == 0.5   # after the last batch normalisation: nothing normalises what it drops
+    for wrong in ([0.3], [0.3, 0.3, 0.3], 1.0, [0, -0.1]):
+        with pytest.raises(ValueError, match="dropout must be"):
+            gt.models.MLP(40, [8, 8], 10, dropout=wrong)

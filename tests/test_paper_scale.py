@@ -9,7 +9,7 @@ import torch
 import gentools as gt
 
 
-def test_chapter4_randomization_on_cifar10(fake_cifar10):
+def test_chapter5_randomization_on_cifar10(fake_cifar10):
     cifar = gt.data.load("cifar10")
     conditions = gt.data.randomization_conditions(cifar.replace(train=cifar.train.subset(slice(0, 40))), fraction=0.5, seed=1)
     rows = gt.ensemble.fit_each(conditions, [16], epochs=2, lr=1e-3, batch_size=20)
@@ -20,7 +20,7 @@ def test_chapter4_randomization_on_cifar10(fake_cifar10):
     assert math.isnan(rows[0]["history"].reaches("train_acc_running", 1.01))  # never reached
 
 
-def test_chapter5_resnet_widths_on_cifar10(fake_cifar10, tmp_path, monkeypatch):
+def test_chapter6_resnet_widths_on_cifar10(fake_cifar10, tmp_path, monkeypatch):
     monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
     cifar = {"15% noise": gt.data.corrupt_labels(gt.data.load("cifar10"), 0.15, seed=0)}
     rows = gt.sweep(gt.ensemble.fit_widths, grid=dict(width=[1, 2]), name="resnets", fixed=dict(
@@ -34,7 +34,7 @@ def test_chapter5_resnet_widths_on_cifar10(fake_cifar10, tmp_path, monkeypatch):
     assert rows["test_loss"][0] == pytest.approx(gt.evaluate(alone, cifar["15% noise"].test, n_classes=10)["loss"], rel=1e-5)
 
 
-def test_chapter6_lottery_on_mnist_and_cifar10(fake_mnist, fake_cifar10, tmp_path, monkeypatch):
+def test_chapter7_lottery_on_mnist_and_cifar10(fake_mnist, fake_cifar10, tmp_path, monkeypatch):
     monkeypatch.setenv("GENTOOLS_CACHE", str(tmp_path))
     settings = dict(rounds=2, control_rounds=[2], epochs=2, batch_size=60)
     lenet = gt.sweep(gt.prune.lottery, grid=dict(seed=[0]), name="lenet", fixed=dict(
@@ -52,8 +52,8 @@ def test_chapter6_lottery_on_mnist_and_cifar10(fake_mnist, fake_cifar10, tmp_pat
             data=gt.data.load("cifar10").hold_out(0.2, seed=0), architecture="conv-8", **settings))
 
 
-def test_chapter7_coherence_and_noisy_labels_on_cifar10(fake_cifar10):
-    """The parts of chapter 7's coherence_run and noisy_run on CIFAR-10 with the registry's Conv-2."""
+def test_chapter8_coherence_and_noisy_labels_on_cifar10(fake_cifar10):
+    """The parts of chapter 8's coherence_run and noisy_run on CIFAR-10 with the registry's Conv-2."""
     cifar = gt.data.load("cifar10")
     noisy = gt.data.corrupt_labels(cifar, 0.5, seed=0)
     kept, changed = gt.data.kept_and_changed(noisy, cifar)
@@ -67,8 +67,8 @@ def test_chapter7_coherence_and_noisy_labels_on_cifar10(fake_cifar10):
     assert history.final["noisy_fit"] == pytest.approx(gt.evaluate(net, changed, n_classes=10)["acc"])
 
 
-def test_chapter8_attacks_on_mnist(fake_mnist):
-    """The parts of chapter 8's attack_run (defined in the chapter) on MNIST: the registry's CNN for 28x28 images,
+def test_chapter9_attacks_on_mnist(fake_mnist):
+    """The parts of chapter 9's attack_run (defined in the chapter) on MNIST: the registry's CNN for 28x28 images,
     trained, attacked by PGD and the one-pixel search, and shifted."""
     mnist = gt.data.load("mnist")
     net = gt.models.build("cnn", mnist.input_shape, 10)
@@ -80,8 +80,8 @@ def test_chapter8_attacks_on_mnist(fake_mnist):
 
 
 @pytest.mark.parametrize("way", gt.transfer.WAYS)
-def test_chapter9_transfer_on_cifar10(fake_cifar10, tmp_path, way):
-    """The parts of chapter 9's transfer_run on CIFAR-10, from torchvision's ResNet-18 with weights read from a file."""
+def test_chapter10_transfer_on_cifar10(fake_cifar10, tmp_path, way):
+    """The parts of chapter 10's transfer_run on CIFAR-10, from torchvision's ResNet-18 with weights read from a file."""
     import torchvision
 
     weights = tmp_path / "resnet18.pth"
@@ -94,8 +94,8 @@ def test_chapter9_transfer_on_cifar10(fake_cifar10, tmp_path, way):
         gt.transfer.pretrained("torchvision-resnet18", tmp_path / "absent.pth", seed=0)
 
 
-def test_chapter10_pac_bayes_on_binary_mnist(fake_mnist):
-    """The parts of chapter 10's pac_bayes_run at the paper scale: Dziugaite & Roy's binary MNIST (0-4 against 5-9)
+def test_chapter11_pac_bayes_on_binary_mnist(fake_mnist):
+    """The parts of chapter 11's pac_bayes_run at the paper scale: Dziugaite & Roy's binary MNIST (0-4 against 5-9)
     from the data folder, an MLP 784-600-2 trained by SGD, its posterior optimised a few steps, and the bound."""
     binary = gt.data.group_classes(gt.data.load("mnist"), [range(5), range(5, 10)])
     assert binary.n_classes == 2 and set(binary.train.y.tolist()) == {0, 1}
@@ -108,8 +108,8 @@ def test_chapter10_pac_bayes_on_binary_mnist(fake_mnist):
     assert bound["train_error_estimate"] <= bound["train_error_bound"] <= bound["bound"] <= 1
 
 
-def test_chapter11_corruptions_on_cifar10(fake_cifar10):
-    """The parts of chapter 11's paper-scale cell: CIFAR-10 from the data folder, a Conv-2 trained on part of it, and
+def test_chapter12_corruptions_on_cifar10(fake_cifar10):
+    """The parts of chapter 12's paper-scale cell: CIFAR-10 from the data folder, a Conv-2 trained on part of it, and
     its scores on the test set and on every corruption computed in code."""
     cifar = gt.data.load("cifar10")
     cifar = cifar.replace(train=cifar.train.subset(slice(0, 30)))

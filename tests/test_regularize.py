@@ -94,3 +94,44 @@ def test_every_registered_regularizer_trains_and_changes_what_it_says(small_mnis
     assert stopped["best_epoch"] == stopped["history"].final["epoch"] - 1 < 29  # patience 1: stops at the first rise
     with pytest.raises(ValueError, match="Unknown regularizer 'mixup'"):
         gt.regularize.run("mixup", data, [16], seed=0, epochs=1)
+
+
+def test_variance_shift_compares_the_kept_variance_with_the_variance_at_test_time():
+    layer = nn.BatchNorm1d(2)
+    layer.running_var.copy_(torch.tensor([2.0, 8.0]))
+    x = torch.tensor([[0.0, 0.0], [2.0, 4.0]])   # unbiased variances, by hand: 2 and 8
+    assert gt.regularize.variance_shift(nn.Sequential(layer), x) == pytest.approx([1.0])
+    layer.running_var.copy_(torch.tensor([4.0, 4.0]))   # ratios 2 and 0.5, mean 1.25
+    assert gt.regularize.variance_shift(nn.Sequential(layer), x) == pytest.approx([1.25])
+    with pytest.raises(ValueError, match="no batch normalisation"):
+        gt.regularize.variance_shift(nn.Linear(2, 2), x)
+
+
+def test_dropout_before_batch_norm_inflates_the_variance_it_keeps():
+    torch.manual_seed(0)
+    x = torch.randn(4000, 10) + 1.0   # inputs with a mean: dropout's noise adds variance in training
+    for p, inflated in ((0.0, False), (0.5, True)):
+        model = nn.Sequential(nn.Dropout(p), nn.Linear(10, 4), nn.BatchNorm1d(4, momentum=None))   # running average
+        model.train()
+        with torch.no_grad():
+            for batch in x.split(100):
+                model(batch)
+        ratio = gt.regularize.variance_shift(model, x)[0]
+        assert (ratio > 1.3) if inflated else (ratio == pytest.approx(1.0, abs=0.05)), (p, ratio)
+
+
+def test_recalibration_gathers_the_statistics_again_with_dropout_off():
+    torch.manual_seed(0)
+    x = torch.randn(4000, 10) + 1.0
+    model = nn.Sequential(nn.Dropout(0.5), nn.Linear(10, 4), nn.BatchNorm1d(4))
+    model.train()
+    with torch.no_grad():
+        for batch in x.split(100):
+            model(batch)
+    weights = [p.detach().clone() for p in model.parameters()]
+    gt.regularize.recalibrate(model, x)
+    assert gt.regularize.variance_shift(model, x)[0] == pytest.approx(1.0, abs=0.01)
+    reference = model[1](x).detach()   # the statistics by hand, dropout off
+    torch.testing.assert_close(model[2].running_mean, reference.mean(0), atol=1e-5, rtol=1e-5)
+    assert model.training and model[2].momentum == 0.1   # the model's own mode and momentum back
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
