@@ -101,7 +101,7 @@ def estimate(answer: float, low: float, high: float) -> None:
     print(f"estimate recorded: {answer:g}; now run the next cell and compare")
 
 
-# --- chapter 1 ---------------------------------------------------------------------------------------------------
+# --- chapter 1 -----------------------------------------------------------------------------------------------
 
 @_exercise
 def tree_gap(gap: float) -> None:
@@ -144,7 +144,7 @@ def tree_accuracy_by_size(accuracy: Mapping[int, float]) -> None:
              hint="for each n, fit DecisionTreeClassifier(random_state=0) on x[:n], y[:n] and score it on (x_test, y_test)")
 
 
-# --- chapter 2 ---------------------------------------------------------------------------------------------------
+# --- chapter 2 -----------------------------------------------------------------------------------------------
 
 @_exercise
 def variance_term(fn: Callable[[torch.Tensor], float]) -> None:
@@ -173,7 +173,7 @@ def best_degree_by_noise(best: Mapping[float, int], n: int, repeats: int) -> Non
              "for each noise level, keep the degree whose .decomposition.measured is smallest")
 
 
-# --- chapter 3 ---------------------------------------------------------------------------------------------------
+# --- chapter 3 -----------------------------------------------------------------------------------------------
 
 @_exercise
 def early_stopping_epochs(kept: Mapping[int, int], history) -> None:
@@ -213,7 +213,7 @@ def smoothed_targets(fn: Callable[[torch.Tensor, int, float], torch.Tensor]) -> 
                  "one-hot target with the uniform distribution over all K classes, the true class included")
 
 
-# --- chapter 4 ---------------------------------------------------------------------------------------------------
+# --- chapter 4 -----------------------------------------------------------------------------------------------
 
 @_exercise
 def dropconnect(fn: Callable[[nn.Linear, torch.Tensor, float], torch.Tensor]) -> None:
@@ -258,7 +258,7 @@ def thinned_average(accuracy: Mapping[str, float], model: nn.Module, split: Any)
              "the accuracy of that average (gt.ensemble.averaged_accuracy), on the test split")
 
 
-# --- chapter 5 ---------------------------------------------------------------------------------------------------
+# --- chapter 5 -----------------------------------------------------------------------------------------------
 
 @_exercise
 def random_pixels(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
@@ -291,7 +291,7 @@ def constructed_network_accuracy(accuracy: float, data) -> None:
              "to the nearest class (clamped to 0-9) and compare with the test labels")
 
 
-# --- chapter 6 ---------------------------------------------------------------------------------------------------
+# --- chapter 6 -----------------------------------------------------------------------------------------------
 
 @_exercise
 def min_norm(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -329,7 +329,7 @@ def min_norm_curve(mse_by_p: Mapping[int, float], peak_at: int, counts, train, t
                  "for training, `test` for testing, and feature seed 0")
 
 
-# --- chapter 7 ---------------------------------------------------------------------------------------------------
+# --- chapter 7 -----------------------------------------------------------------------------------------------
 
 @_exercise
 def pruned_accuracies(accuracy: Mapping[float, float], model: nn.Module, data) -> None:
@@ -368,7 +368,7 @@ def global_masks(fn: Callable[[nn.Module, float], dict[str, torch.Tensor]], mode
              "every weight kept must be at least as large in magnitude as every weight removed, across all layers at once")
 
 
-# --- chapter 8 ---------------------------------------------------------------------------------------------------
+# --- chapter 8 -----------------------------------------------------------------------------------------------
 
 @_exercise
 def coherence_alpha(fn: Callable[[torch.Tensor], float]) -> None:
@@ -410,7 +410,7 @@ def subset_coherence(alphas: Mapping[str, float], model: nn.Module, subsets: Map
                      "all the examples of that subset, and their (noisy) training labels")
 
 
-# --- chapter 9 ---------------------------------------------------------------------------------------------------
+# --- chapter 9 -----------------------------------------------------------------------------------------------
 
 @_exercise
 def fgsm(fn: Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor], model: nn.Module, data) -> None:
@@ -442,7 +442,7 @@ def flip_by_steps(flips: Mapping[int, float], model: nn.Module, x: torch.Tensor)
                  "count the predictions that change")
 
 
-# --- chapter 10 --------------------------------------------------------------------------------------------------
+# --- chapter 10 ----------------------------------------------------------------------------------------------
 
 @_exercise
 def linear_ntk(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -487,7 +487,7 @@ def fine_tuning_accuracy(accuracy: Mapping[float, float], source, target) -> Non
                  "pre-trained layers and the new layer in two parameter groups of one Adam, and train 100 epochs")
 
 
-# --- chapter 11 --------------------------------------------------------------------------------------------------
+# --- chapter 11 ----------------------------------------------------------------------------------------------
 
 @_exercise
 def path_norm(fn: Callable[[nn.Module], float]) -> None:
@@ -527,7 +527,7 @@ def speed_tau(tau: float, grid) -> None:
              "minus test accuracy), and compare the two rankings with Kendall's tau (scipy.stats.kendalltau)")
 
 
-# --- chapter 12 --------------------------------------------------------------------------------------------------
+# --- chapter 12 ----------------------------------------------------------------------------------------------
 
 @_exercise
 def line_fit(fn: Callable[[np.ndarray, np.ndarray], tuple[float, float]]) -> None:
