@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+from .grading import STUB, grade_all, submissions
 
 
 def answer_cells(notebook) -> list[int]:
@@ -77,8 +77,6 @@ def main(argv: list[str] | None = None) -> int:
         for path in build_student_edition(args.source, args.target):
             print(f"wrote {path}")
         return 0
-    from .grading import grade_all, submissions
-
     if not submissions(args.folder):
         print(f"no notebooks in {args.folder}", file=sys.stderr)
         return 1

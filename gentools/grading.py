@@ -27,7 +27,9 @@ from pathlib import Path
 
 import nbformat
 
-from .assignments import STUB
+# What stands in for an answer: in the student edition's answer cells, and in a graded notebook for an answer cell
+# a submission lacks (it raises, so the exercise's check fails).
+STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 # The first lines of every check: gentools, all of it, imported again from disk and bound to `gt`, whatever the
 # answers did to the kernel's copies (a monkeypatched check or helper, a fake `gt` or `sys.modules` entry). In the
