@@ -207,8 +207,8 @@ def smoothed_targets(fn: Callable[[torch.Tensor, int, float], torch.Tensor]) -> 
         targets = targets.double()
         _require(torch.allclose(targets.sum(1), torch.ones(64, dtype=torch.float64), atol=1e-6),
                  "each row must be a distribution: its entries sum to 1")
-        loss = float(-(targets * logits.log_softmax(1)).sum(1).mean())
-        _require(abs(loss - float(F.cross_entropy(logits, labels, label_smoothing=epsilon))) < 1e-6,
+        losses = -(targets * logits.log_softmax(1)).sum(1)   # one loss a label, each against PyTorch's
+        _require(torch.allclose(losses, F.cross_entropy(logits, labels, label_smoothing=epsilon, reduction="none"), atol=1e-6),
                  f"with epsilon = {epsilon} the targets give another loss than PyTorch's label_smoothing: PyTorch mixes the "
                  "one-hot target with the uniform distribution over all K classes, the true class included")
 
