@@ -146,6 +146,7 @@ def averaged_accuracy(probabilities: Tensor, y: Tensor) -> float:
     given as probabilities of shape (k, n, classes)."""
     return float((probabilities.mean(0).argmax(-1) == y.to(probabilities.device)).float().mean())
 
+
 def thinned_probabilities(model: torch.nn.Module, x: Tensor, samples: int, seed: int = 0) -> Tensor:
     """The class probabilities of `samples` thinned networks of a dropout (or DropConnect) network: each a fresh
     draw of the masks, everything else (batch normalisation included) in evaluation mode. Shape (samples, n, classes).

@@ -162,13 +162,15 @@ def recalibrate(model: nn.Module, x: Tensor, batch_size: int = 100) -> nn.Module
     if not layers:
         raise ValueError("the model has no batch normalisation layer")
     momenta = [layer.momentum for layer in layers]
-    with evaluating(model), torch.inference_mode():
-        for layer in layers:
-            layer.reset_running_stats()
-            layer.momentum = None   # a plain average over the batches, not a moving one
-            layer.train()
-        for batch in x.to(next(model.parameters()).device).split(batch_size):
-            model(batch)
-    for layer, momentum in zip(layers, momenta):
-        layer.momentum = momentum
+    try:
+        with evaluating(model), torch.inference_mode():
+            for layer in layers:
+                layer.reset_running_stats()
+                layer.momentum = None   # a plain average over the batches, not a moving one
+                layer.train()
+            for batch in x.to(next(model.parameters()).device).split(batch_size):
+                model(batch)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
     return model
