@@ -135,14 +135,20 @@ def run(method: str, data: DataSet, widths: list[int], settings: Settings | None
             "best_epoch": history.meta.get("best_epoch", float("nan")), "history": history}
 
 
+
+def _batch_norm_layers(model: nn.Module) -> list[nn.Module]:
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        raise ValueError("the model has no batch normalisation layer")
+    return layers
+
+
 def variance_shift(model: nn.Module, x: Tensor) -> list[float]:
     """For each batch-normalisation layer: the variance it keeps for test time (its running variance, gathered in
     training) over the variance its input really has at test time (evaluation mode, on `x`), averaged over units.
     Near 1 without dropout; dropout before the layer inflates the training variance (Li et al. 2019's variance
     shift), so above 1 there."""
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not layers:
-        raise ValueError("the model has no batch normalisation layer")
+    layers = _batch_norm_layers(model)
     seen: dict[int, Tensor] = {}
     hooks = [layer.register_forward_hook(lambda module, inputs, output, k=k: seen.__setitem__(
         k, inputs[0].transpose(0, 1).flatten(1).var(1))) for k, layer in enumerate(layers)]   # per channel or unit
@@ -158,9 +164,7 @@ def variance_shift(model: nn.Module, x: Tensor) -> list[float]:
 def recalibrate(model: nn.Module, x: Tensor, batch_size: int = 100) -> nn.Module:
     """Batch normalisation's kept statistics gathered again on `x` with dropout off, the weights unchanged: what the
     statistics would be without the variance shift. If test accuracy rises, the shift was costing it."""
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not layers:
-        raise ValueError("the model has no batch normalisation layer")
+    layers = _batch_norm_layers(model)
     momenta = [layer.momentum for layer in layers]
     try:
         with evaluating(model), torch.inference_mode():
