@@ -56,6 +56,25 @@ class DropConnectLinear(nn.Linear):
         return f"{super().extra_repr()}, p={self.p}"
 
 
+class Maxout(nn.Module):
+    """A maxout layer (Goodfellow et al. 2013): `pieces` linear maps of the input, and each of the `out_features`
+    units outputs the largest of its pieces. It is its own activation: a learned convex piecewise-linear function
+    that, unlike ReLU, is never zero on a whole region, so no unit is ever silenced by it alone."""
+
+    def __init__(self, in_features: int, out_features: int, pieces: int = 2):
+        if pieces < 2:
+            raise ValueError(f"maxout needs at least 2 pieces per unit, got {pieces}")
+        super().__init__()
+        self.out_features, self.pieces = out_features, pieces
+        self.linear = nn.Linear(in_features, out_features * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).unflatten(-1, (self.out_features, self.pieces)).amax(-1)
+
+    def extra_repr(self) -> str:
+        return f"out_features={self.out_features}, pieces={self.pieces}"
+
+
 class MLP(nn.Sequential):
     """Fully connected network: inputs flattened, then `widths` hidden layers, then `out_features` outputs.
 
@@ -63,21 +82,29 @@ class MLP(nn.Sequential):
     have batch normalisation (before the activation), dropout (after it), or DropConnect on their weights.
     `dropout` is one probability for every hidden layer or one per hidden layer: `dropout=[0, 0.5]` drops only
     after the last, where no batch normalisation follows (Li et al. 2019's remedy for the variance shift).
+    `maxout=k` makes every hidden layer a `Maxout` layer of k pieces, in place of linear map and activation.
     """
 
     def __init__(self, in_features: int, widths: Sequence[int], out_features: int, activation: str = "relu",
-                 dropout: float | Sequence[float] = 0.0, batch_norm: bool = False, dropconnect: float = 0.0):
+                 dropout: float | Sequence[float] = 0.0, batch_norm: bool = False, dropconnect: float = 0.0,
+                 maxout: int = 0):
         drops = [float(dropout)] * len(widths) if isinstance(dropout, (int, float)) else [float(p) for p in dropout]
         if len(drops) != len(widths) or not all(0 <= p < 1 for p in drops):
             raise ValueError(f"dropout must be one probability in [0, 1) or one per hidden layer ({len(widths)}), "
                              f"got {dropout!r}")
+        if maxout and (dropconnect or batch_norm or activation != "relu"):
+            raise ValueError("maxout is its own activation and is not combined here with DropConnect, batch "
+                             "normalisation or another activation")
         layers: list[nn.Module] = [nn.Flatten()]
         sizes = [in_features, *widths]
         for fan_in, fan_out, drop in zip(sizes[:-1], sizes[1:], drops):
-            layers.append(DropConnectLinear(fan_in, fan_out, dropconnect) if dropconnect else nn.Linear(fan_in, fan_out))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(fan_out))
-            layers.append(activation_layer(activation)())
+            if maxout:
+                layers.append(Maxout(fan_in, fan_out, maxout))
+            else:
+                layers.append(DropConnectLinear(fan_in, fan_out, dropconnect) if dropconnect else nn.Linear(fan_in, fan_out))
+                if batch_norm:
+                    layers.append(nn.BatchNorm1d(fan_out))
+                layers.append(activation_layer(activation)())
             if drop:
                 layers.append(nn.Dropout(drop))
         layers.append(nn.Linear(sizes[-1], out_features))

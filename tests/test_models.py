@@ -124,3 +124,25 @@ def test_dropout_is_one_probability_or_one_per_hidden_layer():
     for wrong in ([0.3], [0.3, 0.3, 0.3], 1.0, [0, -0.1]):
         with pytest.raises(ValueError, match="dropout must be"):
             gt.models.MLP(40, [8, 8], 10, dropout=wrong)
+
+
+def test_maxout_unit_outputs_the_largest_of_its_own_pieces():
+    layer = gt.models.Maxout(2, 2, pieces=3)
+    with torch.no_grad():   # unit 0: pieces x1, x2, -x1; unit 1: pieces x1 + x2, 5, -1
+        layer.linear.weight.copy_(torch.tensor([[1., 0], [0, 1], [-1, 0], [1, 1], [0, 0], [0, 0]]))
+        layer.linear.bias.copy_(torch.tensor([0., 0, 0, 0, 5, -1]))
+    x = torch.tensor([[2., -3], [-4, 1], [3, 4]])
+    expected = torch.tensor([[2., 5], [4, 5], [4, 7]])
+    torch.testing.assert_close(layer(x), expected)
+    with pytest.raises(ValueError, match="at least 2 pieces"):
+        gt.models.Maxout(2, 2, pieces=1)
+
+
+def test_mlp_with_maxout_replaces_linear_map_and_activation():
+    net = gt.models.MLP(40, [8, 8], 10, maxout=2, dropout=0.3)
+    assert [type(m).__name__ for m in net] == ["Flatten", "Maxout", "Dropout", "Maxout", "Dropout", "Linear"]
+    assert gt.models.count_parameters(net) == 2 * (40 * 8 + 8) + 2 * (8 * 8 + 8) + 8 * 10 + 10
+    assert net(torch.randn(5, 40)).shape == (5, 10)
+    for wrong in (dict(batch_norm=True), dict(dropconnect=0.2), dict(activation="tanh")):
+        with pytest.raises(ValueError, match="maxout is its own activation"):
+            gt.models.MLP(40, [8, 8], 10, maxout=2, **wrong)
