@@ -143,9 +143,16 @@ def disagreement(models: Sequence[nn.Module], x: Tensor) -> float:
     """The fraction of the inputs `x` on which two of `models` predict different classes, averaged over every pair,
     in evaluation mode. It needs no labels: for networks that differ only in their run of SGD it is close to their
     test error in distribution (Jiang et al. 2022), which makes it a candidate estimate of the error on new data."""
-    if len(models) < 2:
-        raise ValueError(f"disagreement compares models in pairs; got {len(models)} model(s)")
-    predictions = [tta_probabilities(model, x, [lambda batch: batch]).argmax(1) for model in models]
+    return _pairwise_disagreement([_probabilities(model, x).argmax(1) for model in models])
+
+
+def _probabilities(model: nn.Module, x: Tensor) -> Tensor:
+    return tta_probabilities(model, x, [lambda batch: batch])
+
+
+def _pairwise_disagreement(predictions: Sequence[Tensor]) -> float:
+    if len(predictions) < 2:
+        raise ValueError(f"disagreement compares models in pairs; got {len(predictions)} model(s)")
     pairs = [(a != b).float().mean().item() for i, a in enumerate(predictions) for b in predictions[i + 1:]]
     return sum(pairs) / len(pairs)
 
@@ -165,12 +172,15 @@ def report(model: nn.Module, test_sets: Mapping[str, gdata.TensorData],
 
 def disagreement_report(models: Sequence[nn.Module], test_sets: Mapping[str, gdata.TensorData]) -> list[dict]:
     """One row a test set: the models' mean error, their disagreement (`disagreement`) and their mean confidence,
-    the labelled truth beside two estimates of it that need no labels."""
-    scores = [report(model, test_sets) for model in models]
-    return [{"test set": name, "error": 1 - float(np.mean([score[f"{name} acc"] for score in scores])),
-             "disagreement": disagreement(models, split.x),
-             "confidence": float(np.mean([score[f"{name} confidence"] for score in scores]))}
-            for name, split in test_sets.items()]
+    the labelled truth beside two estimates of it that need no labels (each model evaluated once a test set)."""
+    rows = []
+    for name, split in test_sets.items():
+        probabilities = [_probabilities(model, split.x) for model in models]
+        rows.append({"test set": name,
+                     "error": 1 - float(np.mean([(p.argmax(1) == split.y).float().mean().item() for p in probabilities])),
+                     "disagreement": _pairwise_disagreement([p.argmax(1) for p in probabilities]),
+                     "confidence": float(np.mean([p.amax(1).mean().item() for p in probabilities]))})
+    return rows
 
 
 class FromScikit(nn.Module):

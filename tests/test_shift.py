@@ -132,6 +132,10 @@ def test_disagreement_report_sets_the_truth_beside_the_estimates():
     assert rows[0]["error"] == pytest.approx(0.125) and rows[0]["disagreement"] == pytest.approx(0.25)
     by_hand = np.mean([torch.stack([torch.zeros(100), (x[:, 0] > cut).float()], 1).softmax(1).amax(1).mean() for cut in (0.5, 0.75)])
     assert rows[0]["confidence"] == pytest.approx(by_hand)
+    rule, calls = _Rule(0.5), []
+    rule.register_forward_hook(lambda *_: calls.append(1))
+    gt.shift.disagreement_report([rule, _Rule(0.75)], {"a": split, "b": split})
+    assert len(calls) == 2   # each model evaluated once a test set: error, disagreement and confidence share it
 
 
 def test_ks_shift_test_finds_a_moved_feature_and_not_a_fresh_draw():
