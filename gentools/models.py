@@ -59,7 +59,8 @@ class DropConnectLinear(nn.Linear):
 class Maxout(nn.Module):
     """A maxout layer (Goodfellow et al. 2013): `pieces` linear maps of the input, and each of the `out_features`
     units outputs the largest of its pieces. It is its own activation, a learned convex piecewise-linear function
-    with no flat region where the gradient stops, as a ReLU has: every input sends gradient to one of its pieces."""
+    whose gradient with respect to its parameters never vanishes: every input sends gradient to the weights and bias
+    of its winning piece, where a ReLU below zero passes none."""
 
     def __init__(self, in_features: int, out_features: int, pieces: int = 2):
         if pieces < 2:

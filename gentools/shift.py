@@ -130,12 +130,16 @@ def tta_probabilities(model: nn.Module, x: Tensor, views: Sequence[Callable[[Ten
         return torch.stack([model(view(x)).softmax(1) for view in views]).mean(0)
 
 
+def _probabilities(model: nn.Module, x: Tensor) -> Tensor:
+    return tta_probabilities(model, x, [lambda batch: batch])
+
+
 @torch.no_grad()
 def confidence(model: nn.Module, x: Tensor) -> float:
     """The mean over `x` of the model's largest class probability, in evaluation mode: what a model "believes"
     its accuracy to be. Low confidence flags single inputs unlike the training data (Hendrycks & Gimpel 2017); its
     mean over a test set is a candidate signal of a shift."""
-    return tta_probabilities(model, x, [lambda batch: batch]).amax(1).mean().item()
+    return _probabilities(model, x).amax(1).mean().item()
 
 
 @torch.no_grad()
@@ -144,10 +148,6 @@ def disagreement(models: Sequence[nn.Module], x: Tensor) -> float:
     in evaluation mode. It needs no labels: for networks that differ only in their run of SGD it is close to their
     test error in distribution (Jiang et al. 2022), which makes it a candidate estimate of the error on new data."""
     return _pairwise_disagreement([_probabilities(model, x).argmax(1) for model in models])
-
-
-def _probabilities(model: nn.Module, x: Tensor) -> Tensor:
-    return tta_probabilities(model, x, [lambda batch: batch])
 
 
 def _pairwise_disagreement(predictions: Sequence[Tensor]) -> float:
